@@ -1,0 +1,3 @@
+"""rlkd: adaptive, per-language knowledge distillation on Ray."""
+
+__version__ = "0.1.0"
