@@ -1,0 +1,35 @@
+# `make demo` runs the main job on the real corpus; `make test` runs the test suite.
+# Both create .venv first. torch is pinned to the CPU build that these machines
+# keep on local disk; set TORCH to another requirement on other machines.
+
+PYTHON ?= python3
+VENV ?= .venv
+TORCH ?= torch==2.13.0
+DATA ?= ../shared/data/sentimix
+OUT ?= outputs/demo
+PYTEST_ARGS ?=
+
+export HF_HUB_OFFLINE := 1
+
+.PHONY: setup demo smoke test clean
+
+$(VENV)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet "$(TORCH)"
+	$(VENV)/bin/pip install --quiet -e ".[dev]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	$(VENV)/bin/rlkd compare --data $(DATA) --out $(OUT)
+
+smoke: setup
+	$(VENV)/bin/rlkd compare --smoke-test --data $(DATA) --out outputs/smoke
+
+test: setup
+	RLKD_DATA=$(DATA) $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf outputs .pytest_cache

@@ -1,0 +1,184 @@
+"""`rlkd compare`: teacher, no-KD student, uniform KD and RL-weighted KD on the same data and budget."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import ray
+import torch
+
+from rlkd.config import RunConfig
+from rlkd.constants import LANGS
+from rlkd.control.controller import start_controller
+from rlkd.data import prepare_splits
+from rlkd.evaluate import (
+    MethodSummary,
+    plot_f1_by_language,
+    plot_kd_weights,
+    render_report,
+    score_logits,
+    write_report,
+    write_results_csv,
+)
+from rlkd.models import count_parameters, load_classifier, load_tokenizer, student_config_kwargs
+from rlkd.teacher import compute_logits, prepare_teacher
+from rlkd.train.encoding import EncodedSplit, encode_split
+from rlkd.train.loop import LoopSettings
+from rlkd.train.runner import fit
+from rlkd.train.step import LossSettings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ComparePaths:
+    data_dir: Path
+    out_dir: Path
+    cache_dir: Path
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("RLKD_CACHE_DIR", Path.home() / ".cache" / "rlkd"))
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
+
+
+def ensure_ray() -> None:
+    """Connect to the cluster named by RAY_ADDRESS, or start a local Ray inside this process."""
+    if not ray.is_initialized():
+        ray.init(logging_level=logging.WARNING)
+
+
+def _method_settings(config: RunConfig, method: str, student_kwargs: dict, pad_token_id: int,
+                     controller_name: str | None) -> LoopSettings:
+    distill = config.distill
+    kd_coefficient = 0.0 if method == "none" else distill.kd_coefficient
+    return LoopSettings(
+        method=method,
+        model_source=None,
+        student_config=student_kwargs,
+        seed=config.seed,
+        epochs=config.student.epochs,
+        max_steps=config.student.max_steps,
+        batch_size=config.student.batch_size,
+        learning_rate=config.student.learning_rate,
+        loss=LossSettings(distill.loss, distill.softmax_temperature, kd_coefficient, distill.ce_weight),
+        kd_weight_init=list(distill.kd_weight_init),
+        decision_interval=distill.decision_interval,
+        eval_examples=distill.eval_examples,
+        torch_threads=config.scaling.torch_threads or max(1, int(config.scaling.cpus_per_worker)),
+        pad_token_id=pad_token_id,
+        controller_name=controller_name,
+        controller_timeout_s=config.controller.timeout_s,
+        probe_steps=config.controller.probe_steps if controller_name else 0,
+        reward_examples=config.controller.reward_examples if controller_name else 0,
+    )
+
+
+def _test_scores(model_dir: Path, test: EncodedSplit, pad_token_id: int) -> tuple[dict, int]:
+    model = load_classifier(str(model_dir), num_labels_required=True)
+    logits = compute_logits(model, test, pad_token_id, description=f"test ({model_dir.name})")
+    return score_logits(test, logits), count_parameters(model)
+
+
+def run_compare(config: RunConfig, paths: ComparePaths) -> Path:
+    """Run every configured method and write results.csv, report.md, the plots and the checkpoints."""
+    run_id = new_run_id()
+    out_dir = paths.out_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    storage_path = out_dir / "ray"
+    logger.info("compare run %s: methods %s, output in %s", run_id, ",".join(config.methods), out_dir)
+
+    # Data: read, split and encode once; every method sees the same arrays.
+    data = config.data
+    splits = prepare_splits(paths.data_dir, paths.cache_dir / "data", dev_fraction=data.dev_fraction, seed=data.seed,
+                            mode=data.mode, max_tweets_per_file=data.max_tweets_per_file)
+    tokenizer = load_tokenizer(config.teacher.checkpoint or config.teacher.backbone)
+    encoded = {name: encode_split(frame, tokenizer, data.max_length) for name, frame in splits.items()}
+    logger.info("data: %s", ", ".join(f"{name} {len(split)}" for name, split in encoded.items()))
+
+    ensure_ray()
+    pad_token_id = tokenizer.pad_token_id
+
+    # Teacher: fine-tuned once per config and data, then reused from the cache.
+    teacher_started = time.perf_counter()
+    teacher_splits_ref = ray.put({"train": encoded["train"], "dev": encoded["dev"]})
+    teacher = prepare_teacher(config, encoded, teacher_splits_ref, pad_token_id, cache_dir=paths.cache_dir,
+                              storage_path=storage_path, run_name=run_id)
+    del teacher_splits_ref
+    test = encoded["test"].with_teacher_logits(teacher.logits_by_id)
+    teacher_logits = test.teacher_logits
+    teacher_note = "from cache" if teacher.cached else "fine-tuned in this run"
+    summaries = [MethodSummary("teacher", score_logits(test, teacher_logits), teacher.num_parameters,
+                               time.perf_counter() - teacher_started, notes=f"{teacher_note}; {teacher.model_dir}")]
+
+    distill_splits = {name: encoded[name].with_teacher_logits(teacher.logits_by_id) for name in ("train", "dev")}
+    splits_ref = ray.put(distill_splits)
+    student_kwargs = student_config_kwargs(config.student, len(tokenizer), pad_token_id)
+
+    for method in config.methods:
+        summaries.append(_run_method(config, method, run_id, splits_ref, student_kwargs, pad_token_id, test,
+                                     storage_path, out_dir))
+
+    # Report.
+    write_results_csv(summaries, out_dir / "results.csv")
+    test_sizes = {lang: int((test.language_index == index).sum()) for index, lang in enumerate(LANGS)}
+    run_settings = {
+        "run id": run_id,
+        "data": str(paths.data_dir),
+        "train / dev / test tweets": f"{len(encoded['train'])} / {len(encoded['dev'])} / {len(encoded['test'])}",
+        "workers": f"{config.scaling.num_workers} ({'GPU' if config.scaling.use_gpu else 'CPU'})",
+        "student": f"{config.student.num_layers} layers, hidden {config.student.hidden_size}",
+        "distillation": f"{config.distill.loss}, T={config.distill.softmax_temperature}, "
+                        f"kd_coefficient={config.distill.kd_coefficient}, ce_weight={config.distill.ce_weight}",
+        "controller": f"{config.controller.reward_design}, G={config.controller.group_size}, "
+                      f"probe_steps={config.controller.probe_steps}, decision_interval={config.distill.decision_interval}",
+        "torch / ray": f"{torch.__version__} / {ray.__version__}",
+    }
+    report = render_report(summaries, kd_weight_init=list(config.distill.kd_weight_init), test_sizes=test_sizes,
+                           run_settings=run_settings)
+    write_report(report, out_dir / "report.md")
+    plot_kd_weights(summaries, out_dir / "kd_weights.png")
+    plot_f1_by_language(summaries, out_dir / "f1_by_lang.png")
+    (out_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
+    logger.info("compare run %s done: %s", run_id, out_dir / "report.md")
+    return out_dir
+
+
+def _run_method(config: RunConfig, method: str, run_id: str, splits_ref, student_kwargs: dict, pad_token_id: int,
+                test: EncodedSplit, storage_path: Path, out_dir: Path) -> MethodSummary:
+    started = time.perf_counter()
+    controller_name = None
+    controller = None
+    if method == "rl":
+        # Named per run, so two runs on one cluster never share a controller.
+        controller_name = f"rlkd-controller-{run_id}"
+        controller = start_controller(controller_name, config.controller, list(config.distill.kd_weight_init),
+                                      config.seed)
+
+    settings = _method_settings(config, method, student_kwargs, pad_token_id, controller_name)
+    try:
+        result = fit(settings, splits_ref, config.scaling, storage_path=storage_path, run_name=f"{run_id}-{method}",
+                     output_dir=out_dir / "students" / method)
+        notes = f"{result.history[-1]['step']} steps, {result.metrics.get('samples_per_s', float('nan')):.0f} samples/s"
+        if controller is not None:
+            decisions = ray.get(controller.history.remote())
+            (out_dir / "controller_history.json").write_text(json.dumps(decisions, indent=1))
+            notes += f", {len(decisions)} decisions, controller {result.metrics.get('controller_s', 0):.0f} s"
+    finally:
+        if controller is not None:
+            ray.kill(controller)
+
+    scores, num_parameters = _test_scores(result.checkpoint_dir, test, pad_token_id)
+    logger.info("%s: test macro-F1 %.3f (%s)", method, scores["all"]["macro_f1"],
+                ", ".join(f"{lang} {scores[lang]['macro_f1']:.3f}" for lang in LANGS))
+    return MethodSummary(method, scores, num_parameters, time.perf_counter() - started, result.history, notes)
+

@@ -1,0 +1,194 @@
+"""The controller: samples groups of KD weightings, turns probe results into rewards, and updates GRPO.
+
+`WeightController` is plain Python so tests can drive it directly;
+`ControllerActor` wraps it as a named Ray actor with `num_cpus=0`, so it
+never holds a CPU that a Train worker needs. Workers call the actor from
+every rank with the same decision id: the first call of a decision does the
+work and later calls get the stored answer, so no rank waits for another
+rank's call to reach the actor.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import ray
+import torch
+from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
+from ray.rllib.core import DEFAULT_MODULE_ID
+from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
+
+from rlkd.config import ControllerConfig
+from rlkd.control.grpo import ADVANTAGES, OLD_LOGP, REF_LOGP, GRPOLearner, group_advantages
+from rlkd.control.policy import ACTIONS, OBS, WeightPolicy, encode_state, policy_spec, weights_from_logits
+from rlkd.control.rewards import get_reward_design
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Decision:
+    """One decision: the state, the sampled group, the rewards and the weights applied afterwards."""
+
+    decision_id: int
+    state: list[float]
+    logits: list[list[float]]
+    candidates: list[list[float]]
+    old_logp: list[float]
+    rewards: list[float] = field(default_factory=list)
+    excluded: list[int] = field(default_factory=list)
+    applied: list[float] = field(default_factory=list)
+    learner: dict[str, float] = field(default_factory=dict)
+
+
+class WeightController:
+    def __init__(self, config: ControllerConfig, kd_weight_init: list[float], seed: int):
+        self.config = config
+        self.reward_design = get_reward_design(config.reward_design)
+        self.rng = np.random.default_rng(seed)
+        torch.manual_seed(seed)
+
+        algorithm_config = (
+            AlgorithmConfig()
+            .framework("torch")
+            .training(lr=config.learning_rate,
+                      learner_config_dict={"clip_epsilon": config.clip_epsilon, "kl_beta": config.kl_beta})
+        )
+        self.learner = GRPOLearner(config=algorithm_config, module_spec=policy_spec(config.init_log_std))
+        self.learner.build()
+        self.reference: WeightPolicy = copy.deepcopy(self.policy)
+        self.kd_weight_init = list(kd_weight_init)
+        self.decisions: dict[int, Decision] = {}
+        self.updates = 0
+
+    @property
+    def policy(self) -> WeightPolicy:
+        return self.learner.module[DEFAULT_MODULE_ID]
+
+    def propose(self, decision_id: int, state: dict[str, Any]) -> list[list[float]]:
+        """Sample G candidate weightings for this decision (once; repeated calls return the same group)."""
+        if decision_id in self.decisions:
+            return self.decisions[decision_id].candidates
+
+        observation = encode_state(state["metrics"], state["progress"], state["kd_weight"])
+        with torch.no_grad():
+            outputs = self.policy.forward_inference({OBS: torch.from_numpy(observation)[None]})
+            distribution = self.policy.distribution(outputs)
+            logits = distribution.sample((self.config.group_size,))[:, 0, :]
+            old_logp = distribution.log_prob(logits[:, None, :]).sum(dim=-1)[:, 0]
+
+        candidates = weights_from_logits(logits.numpy().astype(np.float64))
+        self.decisions[decision_id] = Decision(
+            decision_id=decision_id,
+            state=observation.tolist(),
+            logits=logits.tolist(),
+            candidates=candidates.tolist(),
+            old_logp=old_logp.tolist(),
+        )
+        return self.decisions[decision_id].candidates
+
+    def update(self, decision_id: int, outcome: dict[str, Any]) -> list[float]:
+        """Score the probes, run one GRPO update and return the weights to apply (once per decision)."""
+        decision = self.decisions.get(decision_id)
+        if decision is None:
+            raise KeyError(f"no candidates were proposed for decision {decision_id}")
+        if decision.applied:
+            return decision.applied
+
+        rewards = [self.reward_design(outcome["before"], after) for after in outcome["after"]]
+        decision.rewards = rewards
+        kept = [index for index, reward in enumerate(rewards) if math.isfinite(reward)]
+        decision.excluded = [index for index in range(len(rewards)) if index not in kept]
+        if decision.excluded:
+            logger.warning("decision %d: rewards of candidates %s are not finite and are left out of the group",
+                           decision_id, decision.excluded)
+
+        if len(kept) >= 2:
+            decision.learner = self._learn(decision, kept)
+        decision.applied = self._choose(decision, kept)
+        logger.info("decision %d: rewards %s, applied kd_weight %s", decision_id,
+                    np.round(rewards, 4).tolist(), np.round(decision.applied, 3).tolist())
+        return decision.applied
+
+    def _learn(self, decision: Decision, kept: list[int]) -> dict[str, float]:
+        rewards = np.asarray([decision.rewards[index] for index in kept])
+        advantages = group_advantages(rewards, self.config.std_floor)
+        observations = np.repeat(np.asarray(decision.state, dtype=np.float32)[None], len(kept), axis=0)
+        actions = np.asarray([decision.logits[index] for index in kept], dtype=np.float32)
+        with torch.no_grad():
+            reference = self.reference.distribution(self.reference.forward_train({OBS: torch.from_numpy(observations)}))
+            ref_logp = reference.log_prob(torch.from_numpy(actions)).sum(dim=-1).numpy()
+
+        batch = SampleBatch({
+            OBS: observations,
+            ACTIONS: actions,
+            OLD_LOGP: np.asarray([decision.old_logp[index] for index in kept], dtype=np.float32),
+            REF_LOGP: ref_logp.astype(np.float32),
+            ADVANTAGES: advantages.astype(np.float32),
+        })
+        results = self.learner.update(
+            batch=MultiAgentBatch({DEFAULT_MODULE_ID: batch}, env_steps=len(kept)),
+            num_epochs=self.config.update_epochs,
+        )
+        self.updates += 1
+        if self.updates % self.config.ref_update_interval == 0:
+            self.reference.load_state_dict(self.policy.state_dict())
+
+        module_results = results.get(DEFAULT_MODULE_ID, {})
+        learner = {name: float(_peek(module_results.get(name))) for name in ("kl_to_reference", "clip_fraction", "policy_loss")}
+        learner["reward_mean"] = float(rewards.mean())
+        learner["reward_std"] = float(rewards.std())
+        learner["log_std_mean"] = float(self.policy.log_std.detach().mean())
+        return learner
+
+    def _choose(self, decision: Decision, kept: list[int]) -> list[float]:
+        if self.config.applied == "best" and kept:
+            best = max(kept, key=lambda index: decision.rewards[index])
+            return list(decision.candidates[best])
+        with torch.no_grad():
+            mean = self.policy.forward_inference({OBS: torch.tensor([decision.state])})["action_mean"][0]
+        return weights_from_logits(mean.numpy().astype(np.float64)).tolist()
+
+    def history(self) -> list[dict[str, Any]]:
+        return [asdict(decision) for _, decision in sorted(self.decisions.items())]
+
+
+def _peek(value: Any) -> float:
+    """Read a reduced RLlib metric, which may be a Stats object or a plain number."""
+    if value is None:
+        return math.nan
+    if hasattr(value, "peek"):
+        value = value.peek()
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+@ray.remote(num_cpus=0)
+class ControllerActor:
+    """Named per run; holds the `WeightController` and serves the Train workers."""
+
+    def __init__(self, config: ControllerConfig, kd_weight_init: list[float], seed: int):
+        logging.basicConfig(level=logging.INFO)
+        self.controller = WeightController(config, kd_weight_init, seed)
+
+    def propose(self, decision_id: int, state: dict[str, Any]) -> list[list[float]]:
+        return self.controller.propose(decision_id, state)
+
+    def update(self, decision_id: int, outcome: dict[str, Any]) -> list[float]:
+        return self.controller.update(decision_id, outcome)
+
+    def history(self) -> list[dict[str, Any]]:
+        return self.controller.history()
+
+
+def start_controller(name: str, config: ControllerConfig, kd_weight_init: list[float], seed: int):
+    """Start the named controller actor for one run; the caller kills it when the run ends."""
+    return ControllerActor.options(name=name, lifetime=None).remote(config, kd_weight_init, seed)
+
