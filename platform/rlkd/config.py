@@ -136,6 +136,7 @@ class DistillConfig:
 @dataclass
 class ControllerConfig:
     reward_design: str = _field("worst_lang_f1_gain", "Reward of a candidate weighting: macro_f1_gain or worst_lang_f1_gain.")
+    reward_f1: str = _field("soft_macro_f1", "F1 that rewards read: soft_macro_f1 (probabilities) or macro_f1 (argmax).")
     group_size: int = _field(4, "Candidate weightings G sampled from one state per decision.")
     probe_steps: int = _field(10, "Training steps of each probe, on fixed probe batches.")
     reward_examples: int = _field(400, "Size of the fixed dev slice on which probes are scored.")
@@ -154,6 +155,8 @@ class ControllerConfig:
 
         _check(self.reward_design in REWARD_DESIGNS, "controller.reward_design", self.reward_design,
                ", ".join(REWARD_DESIGNS))
+        _check(self.reward_f1 in ("soft_macro_f1", "macro_f1"), "controller.reward_f1", self.reward_f1,
+               "'soft_macro_f1' or 'macro_f1'")
         _check(self.group_size >= 2, "controller.group_size", self.group_size, ">= 2")
         _check(self.probe_steps >= 1, "controller.probe_steps", self.probe_steps, ">= 1")
         _check(self.reward_examples >= 10, "controller.reward_examples", self.reward_examples, ">= 10")

@@ -55,7 +55,7 @@ def scores_by_scope(confusion: np.ndarray) -> dict[str, dict[str, float]]:
 
 
 def _scores(confusion: np.ndarray) -> dict[str, float]:
-    return {"n": int(confusion.sum()), "accuracy": accuracy(confusion), "macro_f1": macro_f1(confusion)}
+    return {"n": int(round(float(confusion.sum()))), "accuracy": accuracy(confusion), "macro_f1": macro_f1(confusion)}
 
 
 def worst_language_f1(scores: dict[str, dict[str, float]]) -> float:

@@ -100,7 +100,7 @@ class WeightController:
         if decision.applied:
             return decision.applied
 
-        rewards = [self.reward_design(outcome["before"], after) for after in outcome["after"]]
+        rewards = [self.reward_design(outcome["before"], after, self.config.reward_f1) for after in outcome["after"]]
         decision.rewards = rewards
         kept = [index for index, reward in enumerate(rewards) if math.isfinite(reward)]
         decision.excluded = [index for index in range(len(rewards)) if index not in kept]
@@ -147,7 +147,9 @@ class WeightController:
         return learner
 
     def _choose(self, decision: Decision, kept: list[int]) -> list[float]:
-        if self.config.applied == "best" and kept:
+        rewards = [decision.rewards[index] for index in kept]
+        # A group without spread names no best candidate; the policy mean is then the informed choice.
+        if self.config.applied == "best" and kept and max(rewards) > min(rewards):
             best = max(kept, key=lambda index: decision.rewards[index])
             return list(decision.candidates[best])
         with torch.no_grad():

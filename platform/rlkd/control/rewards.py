@@ -1,8 +1,12 @@
 """Reward designs: how much better a probe left the student than the snapshot it started from.
 
-Each design maps (metrics before, metrics after, probe cost) to one float.
-Metrics are the flat `<metric>/<scope>` dictionaries that the workers
-report on the fixed reward slice of dev data.
+Each design maps (metrics before, metrics after) to one float. Metrics are
+the flat `<metric>/<scope>` dictionaries that the workers report on the
+fixed reward slice of dev data. `f1_metric` picks hard macro-F1
+(`macro_f1`, argmax predictions) or soft macro-F1 (`soft_macro_f1`,
+predicted probabilities counted as fractional hits); soft is the default
+because a probe of a few steps rarely flips enough argmax predictions on a
+few hundred tweets to change hard F1, which leaves the whole group tied.
 """
 
 from __future__ import annotations
@@ -12,22 +16,25 @@ from typing import Callable
 
 from rlkd.constants import LANGS
 
-RewardDesign = Callable[[dict[str, float], dict[str, float]], float]
+F1_METRICS = ("soft_macro_f1", "macro_f1")
+
+RewardDesign = Callable[[dict[str, float], dict[str, float], str], float]
 
 
-def _worst_language_f1(metrics: dict[str, float]) -> float:
-    values = [metrics[f"macro_f1/{lang}"] for lang in LANGS if not math.isnan(metrics.get(f"macro_f1/{lang}", math.nan))]
+def _worst_language(metrics: dict[str, float], f1_metric: str) -> float:
+    values = [metrics.get(f"{f1_metric}/{lang}", math.nan) for lang in LANGS]
+    values = [value for value in values if not math.isnan(value)]
     return min(values) if values else math.nan
 
 
-def macro_f1_gain(before: dict[str, float], after: dict[str, float]) -> float:
+def macro_f1_gain(before: dict[str, float], after: dict[str, float], f1_metric: str = "soft_macro_f1") -> float:
     """Gain in macro-F1 over all languages pooled."""
-    return after["macro_f1/all"] - before["macro_f1/all"]
+    return after[f"{f1_metric}/all"] - before[f"{f1_metric}/all"]
 
 
-def worst_lang_f1_gain(before: dict[str, float], after: dict[str, float]) -> float:
+def worst_lang_f1_gain(before: dict[str, float], after: dict[str, float], f1_metric: str = "soft_macro_f1") -> float:
     """Gain in the lowest per-language macro-F1 (languages without examples are left out)."""
-    return _worst_language_f1(after) - _worst_language_f1(before)
+    return _worst_language(after, f1_metric) - _worst_language(before, f1_metric)
 
 
 REWARD_DESIGNS: dict[str, RewardDesign] = {

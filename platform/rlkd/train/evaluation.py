@@ -25,13 +25,14 @@ class DevCounts:
     """Sums that add up across ranks: confusion matrices and per-language loss sums."""
 
     confusion: np.ndarray  # [L, C, C]
+    soft_confusion: np.ndarray  # [L, C, C] sums of predicted probabilities per gold label
     kd_loss_sum: np.ndarray  # [L]
     ce_loss_sum: np.ndarray  # [L]
     agreement: np.ndarray  # [L] examples where student and teacher predict the same class
     with_teacher: np.ndarray  # [L] examples that have teacher logits
 
     def to_tensor(self) -> torch.Tensor:
-        parts = [self.confusion.reshape(-1), self.kd_loss_sum, self.ce_loss_sum, self.agreement, self.with_teacher]
+        parts = [self.confusion.reshape(-1), self.soft_confusion.reshape(-1), self.kd_loss_sum, self.ce_loss_sum, self.agreement, self.with_teacher]
         return torch.from_numpy(np.concatenate([part.astype(np.float64) for part in parts]))
 
     @classmethod
@@ -40,8 +41,9 @@ class DevCounts:
         num_langs, num_classes = len(LANGS), len(LABELS)
         size = num_langs * num_classes * num_classes
         confusion = values[:size].reshape(num_langs, num_classes, num_classes).round().astype(np.int64)
-        rest = values[size:].reshape(4, num_langs)
-        return cls(confusion, rest[0], rest[1], rest[2], rest[3])
+        soft_confusion = values[size : 2 * size].reshape(num_langs, num_classes, num_classes)
+        rest = values[2 * size :].reshape(4, num_langs)
+        return cls(confusion, soft_confusion, rest[0], rest[1], rest[2], rest[3])
 
 
 @torch.inference_mode()
@@ -59,6 +61,7 @@ def count_predictions(
     num_langs = len(LANGS)
     counts = DevCounts(
         confusion=np.zeros((num_langs, len(LABELS), len(LABELS)), dtype=np.int64),
+        soft_confusion=np.zeros((num_langs, len(LABELS), len(LABELS))),
         kd_loss_sum=np.zeros(num_langs),
         ce_loss_sum=np.zeros(num_langs),
         agreement=np.zeros(num_langs),
@@ -73,6 +76,8 @@ def count_predictions(
         language_index = batch["language_index"].numpy()
 
         counts.confusion += confusion_by_language(batch["labels"].numpy(), predictions.numpy(), language_index)
+        probabilities = torch.softmax(student_logits, dim=-1).numpy()
+        np.add.at(counts.soft_confusion, (language_index, batch["labels"].numpy()), probabilities)
         ce = F.cross_entropy(student_logits, batch["labels"], reduction="none").numpy()
         np.add.at(counts.ce_loss_sum, language_index, ce)
 
@@ -105,6 +110,13 @@ def metrics_from_counts(counts: DevCounts) -> dict[str, float]:
         metrics[f"accuracy/{scope}"] = values["accuracy"]
         metrics[f"macro_f1/{scope}"] = values["macro_f1"]
     metrics["macro_f1/worst_lang"] = worst_language_f1(scores)
+
+    # Soft macro-F1 counts predicted probabilities instead of argmax hits. It
+    # moves with every small change of the model, so probes of a few steps can
+    # be told apart where hard F1 on a few hundred tweets is often tied.
+    soft_scores = scores_by_scope(counts.soft_confusion)
+    for scope, values in soft_scores.items():
+        metrics[f"soft_macro_f1/{scope}"] = values["macro_f1"]
 
     examples = counts.confusion.sum(axis=(1, 2)).astype(float)
     for index, lang in enumerate(LANGS):

@@ -29,7 +29,7 @@ from rlkd.models import build_student, load_classifier
 from rlkd.train.encoding import EncodedSplit, batch_indices, collate
 from rlkd.train.evaluation import all_reduce_counts, count_predictions, metrics_from_counts
 from rlkd.train.probes import Prober, choose_probe_data
-from rlkd.train.step import LossSettings, training_step
+from rlkd.train.step import LossSettings, build_optimizer, training_step
 
 logger = logging.getLogger(__name__)
 
@@ -167,7 +167,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     rank_dev_indices = dev_indices[rank::world_size]
 
     model = ray.train.torch.prepare_model(_build_model(settings))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=0.01)
+    optimizer = build_optimizer(model, settings.learning_rate)
     steps = total_steps(settings, len(train), world_size)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(WARMUP_SHARE * steps), steps)
 

@@ -18,7 +18,7 @@ import torch
 
 from rlkd.train.encoding import EncodedSplit, collate
 from rlkd.train.evaluation import count_predictions, metrics_from_counts
-from rlkd.train.step import LossSettings, training_step
+from rlkd.train.step import LossSettings, build_optimizer, training_step
 
 
 @dataclass
@@ -53,7 +53,7 @@ class Prober:
         self.settings = settings
         self.pad_token_id = pad_token_id
         self.probe_model = copy.deepcopy(model)
-        self.probe_optimizer = type(optimizer)(self.probe_model.parameters(), **optimizer.defaults)
+        self.probe_optimizer = build_optimizer(self.probe_model, optimizer.defaults["lr"])
 
     def score(self, model: torch.nn.Module) -> dict[str, float]:
         counts = count_predictions(

@@ -9,6 +9,11 @@ import torch
 from rlkd.losses import DistillationLoss, distillation_loss
 
 MAX_GRAD_NORM = 1.0
+WEIGHT_DECAY = 0.01
+
+
+def build_optimizer(model: torch.nn.Module, learning_rate: float) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=WEIGHT_DECAY)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,17 @@
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def sentimix_dir() -> Path:
+    """The real SentiMix corpus, read in place (RLKD_DATA or ../shared/data/sentimix)."""
+    path = Path(os.environ.get("RLKD_DATA", REPO_ROOT.parent / "shared" / "data" / "sentimix"))
+    if not path.is_dir():
+        pytest.fail(f"SentiMix corpus not found at {path}; set RLKD_DATA")
+    return path

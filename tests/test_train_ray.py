@@ -1,0 +1,122 @@
+"""Ray Train runs on synthetic data: two CPU workers, a tiny student, a few steps."""
+
+import math
+
+import numpy as np
+import pytest
+import ray
+
+from rlkd.config import ControllerConfig, ScalingConfig
+from rlkd.constants import LANGS
+from rlkd.control.controller import start_controller
+from rlkd.models import build_student
+from rlkd.train.encoding import EncodedSplit
+from rlkd.train.loop import LoopSettings
+from rlkd.train.runner import TrainingError, fit
+from rlkd.train.step import LossSettings
+
+pytestmark = pytest.mark.timeout(300)
+
+VOCAB = 64
+STUDENT = {
+    "vocab_size": VOCAB, "hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
+    "intermediate_size": 32, "pad_token_id": 0, "max_position_embeddings": 64, "num_labels": 3,
+}
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
+    yield
+    ray.shutdown()
+
+
+def synthetic_split(size: int, seed: int, languages=(0, 1, 2)) -> EncodedSplit:
+    rng = np.random.default_rng(seed)
+    language_index = rng.choice(languages, size)
+    labels = rng.integers(0, 3, size)
+    # The label shows up as a token, so the student can learn something in a few steps.
+    input_ids = [np.concatenate([[1], rng.integers(5, VOCAB, rng.integers(3, 12)), [2 + label]]).astype(np.int32)
+                 for label in labels]
+    proportions = np.eye(3, dtype=np.float32)[language_index]
+    return EncodedSplit(
+        ids=np.array([f"s{seed}:{i}" for i in range(size)]),
+        input_ids=input_ids,
+        labels=labels,
+        lang_proportions=proportions,
+        language_index=language_index,
+        teacher_logits=rng.normal(size=(size, 3)).astype(np.float32),
+    )
+
+
+def settings(method: str, **changes) -> LoopSettings:
+    values = dict(
+        method=method, model_source=None, student_config=STUDENT, seed=0, epochs=1.0, max_steps=None,
+        batch_size=8, learning_rate=1e-3, loss=LossSettings("forward_kl", 2.0, 0.5, 0.5),
+        kd_weight_init=[1.0, 1.0, 1.0], decision_interval=2, eval_examples=None, torch_threads=1, pad_token_id=0,
+    )
+    values.update(changes)
+    return LoopSettings(**values)
+
+
+def run(tmp_path, loop_settings, train, dev, name):
+    splits_ref = ray.put({"train": train, "dev": dev})
+    return fit(loop_settings, splits_ref, ScalingConfig(num_workers=2), storage_path=tmp_path / "ray",
+               run_name=name, output_dir=tmp_path / name)
+
+
+def test_uneven_rows_give_equal_steps(local_ray, tmp_path):
+    # 40 rows, batch size 8, 2 workers: 2 full steps per rank per epoch, never a hang.
+    result = run(tmp_path, settings("kd", epochs=2.0), synthetic_split(40, 1), synthetic_split(16, 2), "uneven")
+
+    assert [record["step"] for record in result.history] == [2, 4]
+    assert result.metrics["step"] == 4
+
+
+def test_missing_language_reports_nan(local_ray, tmp_path):
+    dev = synthetic_split(30, 3, languages=(0, 1))
+
+    result = run(tmp_path, settings("kd"), synthetic_split(64, 4), dev, "no-hindi")
+
+    for record in result.history:
+        assert math.isnan(record["macro_f1/hi"])
+        assert record["n/hi"] == 0
+        assert record["n/en"] + record["n/es"] == 30
+    assert set(f"macro_f1/{lang}" for lang in LANGS) <= set(result.metrics)
+
+
+def test_checkpoint_loads_with_transformers(local_ray, tmp_path):
+    from transformers import AutoModelForSequenceClassification
+
+    result = run(tmp_path, settings("none"), synthetic_split(64, 5), synthetic_split(16, 6), "none")
+    model = AutoModelForSequenceClassification.from_pretrained(result.checkpoint_dir)
+
+    assert model.config.num_labels == 3
+    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in build_student(STUDENT, 0).parameters())
+
+
+def test_rl_run_changes_weights(local_ray, tmp_path):
+    config = ControllerConfig(group_size=2, probe_steps=2, reward_examples=16, reward_design="macro_f1_gain")
+    name = "rlkd-controller-test-rl"
+    controller = start_controller(name, config, [1.0, 1.0, 1.0], seed=0)
+    try:
+        loop_settings = settings("rl", epochs=3.0, controller_name=name, probe_steps=2, reward_examples=16)
+        result = run(tmp_path, loop_settings, synthetic_split(96, 7), synthetic_split(24, 8), "rl")
+        decisions = ray.get(controller.history.remote())
+    finally:
+        ray.kill(controller)
+
+    # 96 rows / (2 workers x 8) = 6 steps per epoch, 18 steps, a decision every 2 steps except the last.
+    assert len(decisions) == 8
+    assert all(len(decision["rewards"]) == 2 for decision in decisions)
+    final = np.asarray(result.history[-1]["kd_weight"])
+    assert not np.allclose(final, 1.0)
+    np.testing.assert_allclose(final.sum(), 3.0, rtol=1e-6)
+
+
+def test_worker_error_is_one_clear_line(local_ray, tmp_path):
+    bad = synthetic_split(8, 9)  # fewer rows than one batch per worker
+
+    with pytest.raises(TrainingError, match="fewer than one batch per worker"):
+        run(tmp_path, settings("kd"), bad, synthetic_split(8, 10), "too-small")
