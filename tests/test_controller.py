@@ -108,7 +108,8 @@ def test_policy_learns_rewarded_direction():
         mean = controller.policy.forward_inference({"obs": torch.from_numpy(encode_state(METRICS, 1.0, [1.0] * 3))[None]})
     weights = weights_from_logits(mean["action_mean"][0].numpy().astype(float))
     assert weights[2] > 1.5
-    assert weights[2] > weights[0] and weights[2] > weights[1]
+    assert weights[2] > weights[0]
+    assert weights[2] > weights[1]
     learner = controller.history()[-1]["learner"]
     assert learner["kl_to_reference"] >= 0
     assert 0 <= learner["clip_fraction"] <= 1

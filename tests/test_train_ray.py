@@ -120,3 +120,38 @@ def test_worker_error_is_one_clear_line(local_ray, tmp_path):
 
     with pytest.raises(TrainingError, match="fewer than one batch per worker"):
         run(tmp_path, settings("kd"), bad, synthetic_split(8, 10), "too-small")
+
+
+def test_hidden_alignment_trains_projection(local_ray, tmp_path):
+    from transformers import AutoModelForSequenceClassification, BertConfig, BertForSequenceClassification
+
+    teacher_config = {**STUDENT, "hidden_size": 24, "num_hidden_layers": 2, "num_attention_heads": 2}
+    BertForSequenceClassification(BertConfig(**teacher_config)).save_pretrained(tmp_path / "teacher")
+    loop_settings = settings(
+        "kd",
+        loss=LossSettings("hidden_alignment", 2.0, 0.5, 0.5),
+        teacher_source=str(tmp_path / "teacher"),
+        layer_map=[(1, 2)],
+    )
+
+    result = run(tmp_path, loop_settings, synthetic_split(64, 11), synthetic_split(16, 12), "hidden")
+
+    # The checkpoint is the plain student: no teacher, no projection.
+    student = AutoModelForSequenceClassification.from_pretrained(result.checkpoint_dir)
+    assert student.config.hidden_size == 16
+    assert student.config.num_hidden_layers == 1
+    assert math.isfinite(result.metrics["train_loss"])
+    assert math.isfinite(result.metrics["kd_loss/all"])
+
+
+def test_invalid_layer_map_fails_clearly(local_ray, tmp_path):
+    from transformers import BertConfig, BertForSequenceClassification
+
+    BertForSequenceClassification(BertConfig(**STUDENT)).save_pretrained(tmp_path / "teacher")
+    loop_settings = settings(
+        "kd", loss=LossSettings("hidden_alignment", 2.0, 0.5, 0.5), teacher_source=str(tmp_path / "teacher"),
+        layer_map=[(1, 7)],
+    )
+
+    with pytest.raises(TrainingError, match="invalid distill.layer_map entry"):
+        run(tmp_path, loop_settings, synthetic_split(64, 13), synthetic_split(16, 14), "bad-map")

@@ -28,6 +28,7 @@ from rlkd.evaluate import (
 )
 from rlkd.models import count_parameters, load_classifier, load_tokenizer, student_config_kwargs
 from rlkd.teacher import compute_logits, prepare_teacher
+from rlkd.tokenizer import train_wordpiece_tokenizer
 from rlkd.train.encoding import EncodedSplit, encode_split
 from rlkd.train.loop import LoopSettings
 from rlkd.train.runner import fit
@@ -58,7 +59,7 @@ def ensure_ray() -> None:
 
 
 def _method_settings(config: RunConfig, method: str, student_kwargs: dict, pad_token_id: int,
-                     controller_name: str | None) -> LoopSettings:
+                     controller_name: str | None, teacher_source: str | None) -> LoopSettings:
     distill = config.distill
     kd_coefficient = 0.0 if method == "none" else distill.kd_coefficient
     return LoopSettings(
@@ -78,6 +79,8 @@ def _method_settings(config: RunConfig, method: str, student_kwargs: dict, pad_t
         pad_token_id=pad_token_id,
         controller_name=controller_name,
         controller_timeout_s=config.controller.timeout_s,
+        teacher_source=teacher_source,
+        layer_map=[tuple(pair) for pair in distill.layer_map] if distill.layer_map else None,
         probe_steps=config.controller.probe_steps if controller_name else 0,
         reward_examples=config.controller.reward_examples if controller_name else 0,
     )
@@ -120,13 +123,24 @@ def run_compare(config: RunConfig, paths: ComparePaths) -> Path:
     summaries = [MethodSummary("teacher", score_logits(test, teacher_logits), teacher.num_parameters,
                                time.perf_counter() - teacher_started, notes=f"{teacher_note}; {teacher.model_dir}")]
 
-    distill_splits = {name: encoded[name].with_teacher_logits(teacher.logits_by_id) for name in ("train", "dev")}
+    # Students read the teacher's tokenisation unless they get a tokenizer of their own; the
+    # teacher logits are matched by example id, so either way every example keeps its soft labels.
+    student_tokenizer, student_encoded = tokenizer, encoded
+    if config.student.tokenizer == "corpus":
+        student_tokenizer = train_wordpiece_tokenizer(
+            splits["train"]["text"], out_dir / "students" / "tokenizer", vocab_size=config.student.vocab_size
+        )
+        student_encoded = {name: encode_split(frame, student_tokenizer, data.max_length) for name, frame in splits.items()}
+    pad_token_id = student_tokenizer.pad_token_id
+    test = student_encoded["test"].with_teacher_logits(teacher.logits_by_id)
+
+    distill_splits = {name: student_encoded[name].with_teacher_logits(teacher.logits_by_id) for name in ("train", "dev")}
     splits_ref = ray.put(distill_splits)
-    student_kwargs = student_config_kwargs(config.student, len(tokenizer), pad_token_id)
+    student_kwargs = student_config_kwargs(config.student, len(student_tokenizer), pad_token_id)
 
     for method in config.methods:
-        summaries.append(_run_method(config, method, run_id, splits_ref, student_kwargs, pad_token_id, test,
-                                     storage_path, out_dir))
+        summaries.append(_run_method(config, method, run_id, splits_ref, student_kwargs, student_tokenizer, test,
+                                     storage_path, out_dir, str(teacher.model_dir)))
 
     # Report.
     write_results_csv(summaries, out_dir / "results.csv")
@@ -136,7 +150,8 @@ def run_compare(config: RunConfig, paths: ComparePaths) -> Path:
         "data": str(paths.data_dir),
         "train / dev / test tweets": f"{len(encoded['train'])} / {len(encoded['dev'])} / {len(encoded['test'])}",
         "workers": f"{config.scaling.num_workers} ({'GPU' if config.scaling.use_gpu else 'CPU'})",
-        "student": f"{config.student.num_layers} layers, hidden {config.student.hidden_size}",
+        "student": f"{config.student.num_layers} layers, hidden {config.student.hidden_size}, "
+                   f"{config.student.tokenizer} tokenizer ({len(student_tokenizer)} tokens)",
         "distillation": f"{config.distill.loss}, T={config.distill.softmax_temperature}, "
                         f"kd_coefficient={config.distill.kd_coefficient}, ce_weight={config.distill.ce_weight}",
         "controller": f"{config.controller.reward_design}, G={config.controller.group_size}, "
@@ -153,8 +168,9 @@ def run_compare(config: RunConfig, paths: ComparePaths) -> Path:
     return out_dir
 
 
-def _run_method(config: RunConfig, method: str, run_id: str, splits_ref, student_kwargs: dict, pad_token_id: int,
-                test: EncodedSplit, storage_path: Path, out_dir: Path) -> MethodSummary:
+def _run_method(config: RunConfig, method: str, run_id: str, splits_ref, student_kwargs: dict, tokenizer,
+                test: EncodedSplit, storage_path: Path, out_dir: Path, teacher_source: str) -> MethodSummary:
+    pad_token_id = tokenizer.pad_token_id
     started = time.perf_counter()
     controller_name = None
     controller = None
@@ -164,7 +180,7 @@ def _run_method(config: RunConfig, method: str, run_id: str, splits_ref, student
         controller = start_controller(controller_name, config.controller, list(config.distill.kd_weight_init),
                                       config.seed)
 
-    settings = _method_settings(config, method, student_kwargs, pad_token_id, controller_name)
+    settings = _method_settings(config, method, student_kwargs, pad_token_id, controller_name, teacher_source)
     try:
         result = fit(settings, splits_ref, config.scaling, storage_path=storage_path, run_name=f"{run_id}-{method}",
                      output_dir=out_dir / "students" / method)
@@ -177,6 +193,8 @@ def _run_method(config: RunConfig, method: str, run_id: str, splits_ref, student
         if controller is not None:
             ray.kill(controller)
 
+    # With its tokenizer beside it, a student loads with the usual Auto* classes alone.
+    tokenizer.save_pretrained(result.checkpoint_dir)
     scores, num_parameters = _test_scores(result.checkpoint_dir, test, pad_token_id)
     logger.info("%s: test macro-F1 %.3f (%s)", method, scores["all"]["macro_f1"],
                 ", ".join(f"{lang} {scores[lang]['macro_f1']:.3f}" for lang in LANGS))

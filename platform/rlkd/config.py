@@ -68,7 +68,7 @@ class TeacherConfig:
     )
     epochs: float = _field(1.0, "Fine-tuning epochs over the train split.")
     learning_rate: float = _field(5e-5, "AdamW learning rate.")
-    batch_size: int = _field(32, "Examples per step and worker.")
+    batch_size: int = _field(16, "Examples per step and worker (32 per step with the default 2 workers).")
     max_steps: int | None = _field(None, "Stop fine-tuning after this many steps (smoke tests); null runs all epochs.")
 
     def __post_init__(self) -> None:
@@ -81,6 +81,10 @@ class TeacherConfig:
 
 @dataclass
 class StudentConfig:
+    tokenizer: str = _field(
+        "teacher", "'teacher' shares the teacher's tokenizer; 'corpus' trains a WordPiece tokenizer on the train split."
+    )
+    vocab_size: int = _field(8000, "Vocabulary size of the corpus tokenizer (only with tokenizer: corpus).")
     num_layers: int = _field(2, "Transformer layers of the student.")
     hidden_size: int = _field(256, "Hidden width of the student.")
     num_heads: int = _field(4, "Attention heads; must divide hidden_size.")
@@ -91,6 +95,8 @@ class StudentConfig:
     max_steps: int | None = _field(None, "Stop after this many steps per worker; null runs all epochs.")
 
     def __post_init__(self) -> None:
+        _check(self.tokenizer in ("teacher", "corpus"), "student.tokenizer", self.tokenizer, "'teacher' or 'corpus'")
+        _check(self.vocab_size >= 105, "student.vocab_size", self.vocab_size, ">= 105")
         _check(1 <= self.num_layers <= 24, "student.num_layers", self.num_layers, "1..24")
         _check(self.hidden_size >= 8, "student.hidden_size", self.hidden_size, ">= 8")
         _check(self.num_heads >= 1 and self.hidden_size % self.num_heads == 0,
@@ -105,7 +111,14 @@ class StudentConfig:
 
 @dataclass
 class DistillConfig:
-    loss: str = _field("forward_kl", "KD divergence: forward_kl, reverse_kl, jensen_shannon or skew_kl.")
+    loss: str = _field(
+        "forward_kl",
+        "KD term: forward_kl, reverse_kl, jensen_shannon or skew_kl on cached teacher logits, or hidden_alignment "
+        "(MSE between mapped hidden states; runs the teacher online and needs the teacher's tokenizer).",
+    )
+    layer_map: list[list[int]] | None = _field(
+        None, "hidden_alignment only: [student, teacher] hidden-state index pairs (0 = embeddings); null maps evenly."
+    )
     softmax_temperature: float = _field(2.0, "Temperature T of the softened distributions; the KD term is scaled by T^2.")
     kd_coefficient: float = _field(0.5, "Global factor of the KD term; kd_weight[lang] rescales it per language around 1.")
     ce_weight: float = _field(0.5, "Factor of the cross-entropy term on the gold labels.")
@@ -118,7 +131,11 @@ class DistillConfig:
     def __post_init__(self) -> None:
         from rlkd.losses import LOGIT_LOSSES  # late import: losses needs torch, config does not
 
-        _check(self.loss in LOGIT_LOSSES, "distill.loss", self.loss, ", ".join(LOGIT_LOSSES))
+        _check(self.loss in (*LOGIT_LOSSES, "hidden_alignment"), "distill.loss", self.loss,
+               ", ".join((*LOGIT_LOSSES, "hidden_alignment")))
+        for pair in self.layer_map or []:
+            _check(len(pair) == 2 and min(pair) >= 0, "distill.layer_map", self.layer_map,
+                   "pairs [student_index, teacher_index] of indices >= 0")
         _check(self.softmax_temperature > 0 and math.isfinite(self.softmax_temperature),
                "distill.softmax_temperature", self.softmax_temperature, "a finite number > 0")
         _check(self.kd_coefficient >= 0, "distill.kd_coefficient", self.kd_coefficient, ">= 0")
@@ -201,19 +218,24 @@ class RunConfig:
         for method in self.methods:
             _check(method in METHODS, "methods", method, ", ".join(METHODS))
         _check(len(set(self.methods)) == len(self.methods), "methods", self.methods, "no repeats")
+        _check(not (self.distill.loss == "hidden_alignment" and self.student.tokenizer == "corpus"),
+               "student.tokenizer", self.student.tokenizer,
+               "'teacher' with distill.loss=hidden_alignment, which compares hidden states token by token")
 
 
 SMOKE_TEST_OVERRIDES: dict[str, Any] = {
     "data.max_tweets_per_file": 150,
     "data.max_length": 48,
     "teacher.max_steps": 8,
+    "teacher.batch_size": 16,
     "student.num_layers": 1,
     "student.hidden_size": 64,
     "student.num_heads": 2,
     "student.intermediate_size": 128,
-    "student.epochs": 1.0,
+    "student.epochs": 2.0,
+    "student.batch_size": 16,
     "student.learning_rate": 1e-3,
-    "distill.decision_interval": 4,
+    "distill.decision_interval": 5,
     "controller.group_size": 2,
     "controller.probe_steps": 2,
     "controller.reward_examples": 40,

@@ -2,7 +2,7 @@
 
 `WeightController` is plain Python so tests can drive it directly;
 `ControllerActor` wraps it as a named Ray actor with `num_cpus=0`, so it
-never holds a CPU that a Train worker needs. Workers call the actor from
+never takes a CPU that a Train worker needs. Workers call the actor from
 every rank with the same decision id: the first call of a decision does the
 work and later calls get the stored answer, so no rank waits for another
 rank's call to reach the actor.
@@ -56,8 +56,8 @@ class WeightController:
         algorithm_config = (
             AlgorithmConfig()
             .framework("torch")
-            .training(lr=config.learning_rate,
-                      learner_config_dict={"clip_epsilon": config.clip_epsilon, "kl_beta": config.kl_beta})
+            .training(lr=config.learning_rate)
+            .learners(learner_config_dict={"clip_epsilon": config.clip_epsilon, "kl_beta": config.kl_beta})
         )
         self.learner = GRPOLearner(config=algorithm_config, module_spec=policy_spec(config.init_log_std))
         self.learner.build()
@@ -174,7 +174,7 @@ def _peek(value: Any) -> float:
 
 @ray.remote(num_cpus=0)
 class ControllerActor:
-    """Named per run; holds the `WeightController` and serves the Train workers."""
+    """Ray actor, named per run, that serves one `WeightController` to the Train workers."""
 
     def __init__(self, config: ControllerConfig, kd_weight_init: list[float], seed: int):
         logging.basicConfig(level=logging.INFO)

@@ -2,11 +2,13 @@
 
 Each design maps (metrics before, metrics after) to one float. Metrics are
 the flat `<metric>/<scope>` dictionaries that the workers report on the
-fixed reward slice of dev data. `f1_metric` picks hard macro-F1
-(`macro_f1`, argmax predictions) or soft macro-F1 (`soft_macro_f1`,
-predicted probabilities counted as fractional hits); soft is the default
-because a probe of a few steps rarely flips enough argmax predictions on a
-few hundred tweets to change hard F1, which leaves the whole group tied.
+fixed reward slice of dev data.
+
+`f1_metric` picks hard macro-F1 (`macro_f1`, argmax predictions) or soft
+macro-F1 (`soft_macro_f1`, predicted probabilities counted as fractional
+hits). Soft is the default. A probe of a few steps rarely flips enough
+argmax predictions on a few hundred tweets to change hard F1, and then the
+whole group is tied.
 """
 
 from __future__ import annotations

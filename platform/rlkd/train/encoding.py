@@ -85,3 +85,23 @@ def batch_indices(num_examples: int, batch_size: int, *, shuffle_seed: int | Non
     if shuffle_seed is not None:
         order = np.random.default_rng(shuffle_seed).permutation(num_examples)
     return [order[start : start + batch_size] for start in range(0, num_examples, batch_size)]
+
+
+def length_bucketed_batches(order: np.ndarray, lengths: np.ndarray, batch_size: int, *,
+                            bucket_batches: int = 50, seed: int = 0) -> list[np.ndarray]:
+    """Cut `order` into batches of similar length, then shuffle the batches.
+
+    Windows of `bucket_batches * batch_size` consecutive examples of `order`
+    are sorted by length and cut into batches, so each batch pads to a
+    length close to its own examples' lengths while the window keeps the
+    shuffle random. Returns full batches only; the tail of the last window
+    that does not fill a batch is dropped, as a shuffled epoch would drop it.
+    """
+    window = batch_size * bucket_batches
+    batches: list[np.ndarray] = []
+    for start in range(0, len(order), window):
+        chunk = order[start : start + window]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk) - batch_size + 1, batch_size))
+    permutation = np.random.default_rng(seed).permutation(len(batches))
+    return [batches[i] for i in permutation]

@@ -1,7 +1,7 @@
 """Per-language dev metrics of a student, summed across Ray Train ranks.
 
-Each rank scores its own shard of the dev examples; the raw counts and
-loss sums are all-reduced, so every rank ends with the same metrics.
+Each rank scores its own shard of the dev examples. The raw counts and
+loss sums are then all-reduced, so every rank ends with the same metrics.
 """
 
 from __future__ import annotations
@@ -112,8 +112,8 @@ def metrics_from_counts(counts: DevCounts) -> dict[str, float]:
     metrics["macro_f1/worst_lang"] = worst_language_f1(scores)
 
     # Soft macro-F1 counts predicted probabilities instead of argmax hits. It
-    # moves with every small change of the model, so probes of a few steps can
-    # be told apart where hard F1 on a few hundred tweets is often tied.
+    # moves with every small change of the model, so probes of a few steps get
+    # different scores where hard F1 on a few hundred tweets is often tied.
     soft_scores = scores_by_scope(counts.soft_confusion)
     for scope, values in soft_scores.items():
         metrics[f"soft_macro_f1/{scope}"] = values["macro_f1"]

@@ -20,13 +20,15 @@ import numpy as np
 import ray
 import ray.train
 import ray.train.torch
+from ray.experimental.tqdm_ray import tqdm as ray_tqdm
 import torch
 import torch.distributed as dist
 from transformers import get_linear_schedule_with_warmup
 
 from rlkd.constants import LANGS
 from rlkd.models import build_student, load_classifier
-from rlkd.train.encoding import EncodedSplit, batch_indices, collate
+from rlkd.train.alignment import HIDDEN_ALIGNMENT, AlignedStudent
+from rlkd.train.encoding import EncodedSplit, collate, length_bucketed_batches
 from rlkd.train.evaluation import all_reduce_counts, count_predictions, metrics_from_counts
 from rlkd.train.probes import Prober, choose_probe_data
 from rlkd.train.step import LossSettings, build_optimizer, training_step
@@ -59,7 +61,8 @@ class LoopSettings:
     controller_timeout_s: float = 300.0
     probe_steps: int = 0
     reward_examples: int = 0
-    extra_metrics: dict[str, Any] = field(default_factory=dict)
+    teacher_source: str | None = None  # fine-tuned teacher, run online by hidden-state alignment only
+    layer_map: list[tuple[int, int]] | None = None
 
 
 def steps_per_epoch(num_examples: int, world_size: int, batch_size: int) -> int:
@@ -77,15 +80,16 @@ def total_steps(settings: LoopSettings, num_examples: int, world_size: int) -> i
     return min(steps, settings.max_steps) if settings.max_steps else steps
 
 
-def _rank_batches(num_examples: int, settings: LoopSettings, rank: int, world_size: int):
-    """Yield this rank's batches forever: a seeded shuffle per epoch, sliced by rank."""
-    per_rank = steps_per_epoch(num_examples, world_size, settings.batch_size)
+def _rank_batches(lengths: np.ndarray, settings: LoopSettings, rank: int, world_size: int):
+    """Yield this rank's batches forever: a seeded shuffle per epoch into length buckets, dealt out by rank."""
+    per_rank = steps_per_epoch(len(lengths), world_size, settings.batch_size)
     epoch = 0
     while True:
-        order = np.random.default_rng(settings.seed * 1000 + epoch).permutation(num_examples)
+        epoch_seed = settings.seed * 1000 + epoch
+        order = np.random.default_rng(epoch_seed).permutation(len(lengths))
+        batches = length_bucketed_batches(order, lengths, settings.batch_size, seed=epoch_seed)
         for step in range(per_rank):
-            start = (step * world_size + rank) * settings.batch_size
-            yield order[start : start + settings.batch_size]
+            yield batches[step * world_size + rank]
         epoch += 1
 
 
@@ -93,11 +97,15 @@ def _build_model(settings: LoopSettings) -> torch.nn.Module:
     if settings.model_source is not None:
         torch.manual_seed(settings.seed)
         return load_classifier(settings.model_source)
-    return build_student(settings.student_config, settings.seed)
+    student = build_student(settings.student_config, settings.seed)
+    if settings.loss.loss_name != HIDDEN_ALIGNMENT:
+        return student
+    layer_map = [tuple(pair) for pair in settings.layer_map] if settings.layer_map else None
+    return AlignedStudent(student, load_classifier(settings.teacher_source), layer_map)
 
 
 class _Decisions:
-    """Where the KD weights come from: a fixed vector, or the controller actor."""
+    """Source of the KD weights: a fixed vector, or the controller actor."""
 
     def __init__(self, settings: LoopSettings, prober: Prober | None):
         self.settings = settings
@@ -150,7 +158,13 @@ def _all_gather_objects(value: Any) -> list[Any]:
 
 
 def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    return model.module if hasattr(model, "module") else model
+    return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+
+
+def _student_of(model: torch.nn.Module) -> torch.nn.Module:
+    """Return the Hugging Face student inside DDP and, with hidden-state alignment, inside `AlignedStudent`."""
+    model = _unwrap(model)
+    return model.student if isinstance(model, AlignedStudent) else model
 
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
@@ -158,6 +172,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     settings: LoopSettings = loop_config["settings"]
     rank, world_size = _rank_and_world()
     torch.set_num_threads(settings.torch_threads)
+    # Dev KD loss is always measured on cached logits; hidden-state alignment trains with its own term.
+    metric_loss_name = "forward_kl" if settings.loss.loss_name == HIDDEN_ALIGNMENT else settings.loss.loss_name
 
     splits: dict[str, EncodedSplit] = ray.get(loop_config["splits"])
     train, dev = splits["train"], splits["dev"]
@@ -180,10 +196,14 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
 
     kd_weight = list(settings.kd_weight_init)
     history: list[dict[str, Any]] = []
-    batches = _rank_batches(len(train), settings, rank, world_size)
+    lengths = np.asarray([len(ids) for ids in train.input_ids])
+    batches = _rank_batches(lengths, settings, rank, world_size)
     started = time.perf_counter()
     train_seconds = 0.0
     examples_seen = 0
+
+    # One bar for the run, drawn by the driver; the other ranks take the same steps.
+    progress_bar = ray_tqdm(total=steps, desc=f"{settings.method} training", unit="step") if rank == 0 else None
 
     model.train()
     for step in range(1, steps + 1):
@@ -194,6 +214,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             raise FloatingPointError(f"loss is {loss.total.item()} at step {step} on rank {rank}")
         train_seconds += time.perf_counter() - step_started
         examples_seen += len(batch["labels"])
+        if progress_bar is not None:
+            progress_bar.update(1)
 
         if step % settings.decision_interval != 0 and step != steps:
             continue
@@ -201,7 +223,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         # Dev metrics at a decision point, identical on every rank after the all-reduce.
         counts = count_predictions(
             model, dev, rank_dev_indices, pad_token_id=settings.pad_token_id,
-            softmax_temperature=settings.loss.softmax_temperature, kd_loss_name=settings.loss.loss_name,
+            softmax_temperature=settings.loss.softmax_temperature, kd_loss_name=metric_loss_name,
         )
         metrics = metrics_from_counts(all_reduce_counts(counts))
         record = {"step": step, "kd_weight": list(kd_weight), **metrics}
@@ -224,10 +246,12 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             continue
 
         # The final report carries the checkpoint; only rank 0 writes it.
+        if progress_bar is not None:
+            progress_bar.close()
         with tempfile.TemporaryDirectory() as directory:
             checkpoint = None
             if rank == 0:
-                _unwrap(model).save_pretrained(directory)
+                _student_of(model).save_pretrained(directory)
                 Path(directory, HISTORY_FILE).write_text(json.dumps(history, allow_nan=True))
                 checkpoint = ray.train.Checkpoint.from_directory(directory)
             ray.train.report(report, checkpoint=checkpoint)

@@ -1,8 +1,8 @@
 """Probes: short trial runs that measure what a candidate KD weighting would do.
 
 A probe restores a snapshot of the student and its optimizer into a
-private copy of the model, trains `probe_steps` steps on fixed probe
-batches with the candidate weights, and scores the result on a fixed
+private copy of the model. It then trains `probe_steps` steps on fixed
+probe batches with the candidate weights and scores the result on a fixed
 reward slice of dev data. The copy sits outside DistributedDataParallel,
 so probes never take part in gradient synchronisation, and each rank
 probes its own share of the group.
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from rlkd.train.alignment import HIDDEN_ALIGNMENT
 from rlkd.train.encoding import EncodedSplit, collate
 from rlkd.train.evaluation import count_predictions, metrics_from_counts
 from rlkd.train.step import LossSettings, build_optimizer, training_step
@@ -53,12 +54,13 @@ class Prober:
         self.settings = settings
         self.pad_token_id = pad_token_id
         self.probe_model = copy.deepcopy(model)
+        self.metric_loss_name = "forward_kl" if settings.loss_name == HIDDEN_ALIGNMENT else settings.loss_name
         self.probe_optimizer = build_optimizer(self.probe_model, optimizer.defaults["lr"])
 
     def score(self, model: torch.nn.Module) -> dict[str, float]:
         counts = count_predictions(
             model, self.dev, self.data.reward_indices, pad_token_id=self.pad_token_id,
-            softmax_temperature=self.settings.softmax_temperature, kd_loss_name=self.settings.loss_name,
+            softmax_temperature=self.settings.softmax_temperature, kd_loss_name=self.metric_loss_name,
         )
         return metrics_from_counts(counts)
 

@@ -5,15 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
-from rlkd.losses import DistillationLoss, distillation_loss
+from rlkd.losses import DistillationLoss, distillation_loss, language_kd_weights
 
 MAX_GRAD_NORM = 1.0
 WEIGHT_DECAY = 0.01
 
 
 def build_optimizer(model: torch.nn.Module, learning_rate: float) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=WEIGHT_DECAY)
+    trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
+    return torch.optim.AdamW(trainable, lr=learning_rate, weight_decay=WEIGHT_DECAY)
 
 
 @dataclass(frozen=True)
@@ -26,7 +28,11 @@ class LossSettings:
 
 def compute_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor], kd_weight: torch.Tensor,
                  settings: LossSettings) -> DistillationLoss:
-    student_logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.float()
+    outputs = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    student_logits = outputs.logits.float()
+    hidden_loss = getattr(outputs, "hidden_loss", None)
+    if hidden_loss is not None:
+        return _hidden_alignment_loss(student_logits, hidden_loss, batch, kd_weight, settings)
     teacher_logits = batch.get("teacher_logits")
     kd_coefficient = settings.kd_coefficient
     if teacher_logits is None:
@@ -46,6 +52,17 @@ def compute_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor], kd_weig
         kd_coefficient=kd_coefficient,
         loss_name=settings.loss_name,
     )
+
+
+def _hidden_alignment_loss(student_logits: torch.Tensor, hidden_loss: torch.Tensor, batch: dict[str, torch.Tensor],
+                           kd_weight: torch.Tensor, settings: LossSettings) -> DistillationLoss:
+    """Return kd_coefficient * mean_i(kd_weight(x_i) * hidden_loss_i) + ce_weight * CE, per-language weighted like logit KD."""
+    example_weights = language_kd_weights(batch["lang_proportions"], kd_weight)
+    kd = (example_weights * hidden_loss).mean()
+    per_example_ce = F.cross_entropy(student_logits, batch["labels"], reduction="none")
+    ce = per_example_ce.mean()
+    total = settings.kd_coefficient * kd + settings.ce_weight * ce
+    return DistillationLoss(total, kd, ce, hidden_loss.detach(), per_example_ce.detach())
 
 
 def training_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: dict[str, torch.Tensor],

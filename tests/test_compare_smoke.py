@@ -1,0 +1,87 @@
+"""`rlkd compare --smoke-test` end to end on the real SentiMix files: every stage, small and real."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rlkd.constants import LANGS
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
+
+@pytest.fixture(scope="module")
+def smoke_run(sentimix_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("smoke")
+    cache = tmp_path_factory.mktemp("cache")
+    command = [sys.executable, "-m", "rlkd.cli", "compare", "--smoke-test", "--data", str(sentimix_dir),
+               "--out", str(out), "--cache-dir", str(cache)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=840)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return out, cache, result
+
+
+def test_results_have_all_rows(smoke_run):
+    out, _, _ = smoke_run
+    results = pd.read_csv(out / "results.csv")
+
+    assert list(results.columns) == ["method", "lang", "n", "accuracy", "macro_f1"]
+    assert len(results) == 16
+    assert set(results["method"]) == {"teacher", "none", "kd", "rl"}
+    assert set(results["lang"]) == {"en", "es", "hi", "all"}
+    assert not results.duplicated(["method", "lang"]).any()
+    for column in ("accuracy", "macro_f1"):
+        assert results[column].between(0, 1).all(), results
+
+
+def test_language_counts_add_up(smoke_run):
+    out, _, _ = smoke_run
+    results = pd.read_csv(out / "results.csv")
+
+    for _, rows in results.groupby("method"):
+        by_lang = rows.set_index("lang")["n"]
+        assert by_lang[list(LANGS)].sum() == by_lang["all"]
+        assert (by_lang[list(LANGS)] > 0).all()
+
+
+def test_report_and_plots_written(smoke_run):
+    out, _, _ = smoke_run
+    report = (out / "report.md").read_text()
+
+    for section in ("Macro-F1 per language", "worst language", "parameters", "wall time", "Final kd_weight"):
+        assert section in report
+    for plot in ("kd_weights.png", "f1_by_lang.png"):
+        assert (out / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_student_checkpoints_load(smoke_run):
+    from transformers import AutoModelForSequenceClassification
+
+    out, _, _ = smoke_run
+    for method in ("none", "kd", "rl"):
+        model = AutoModelForSequenceClassification.from_pretrained(out / "students" / method)
+        assert model.config.num_labels == 3
+        assert model.config.num_hidden_layers == 1
+
+
+def test_controller_moved_the_weights(smoke_run):
+    out, _, _ = smoke_run
+    decisions = json.loads((out / "controller_history.json").read_text())
+
+    assert len(decisions) >= 2
+    final = np.asarray(decisions[-1]["applied"])
+    assert final.shape == (len(LANGS),)
+    assert not np.allclose(final, 1.0)
+    np.testing.assert_allclose(final.sum(), len(LANGS), rtol=1e-6)
+
+
+def test_teacher_is_cached_for_the_next_run(smoke_run):
+    _, cache, _ = smoke_run
+    teachers = list((cache / "teachers").iterdir())
+
+    assert len(teachers) == 1
+    assert (teachers[0] / "model" / "config.json").is_file()
+    assert (teachers[0] / "teacher_logits.parquet").is_file()
