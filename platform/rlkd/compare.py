@@ -75,7 +75,7 @@ def _method_settings(config: RunConfig, method: str, student_kwargs: dict, pad_t
         kd_weight_init=list(distill.kd_weight_init),
         decision_interval=distill.decision_interval,
         eval_examples=distill.eval_examples,
-        torch_threads=config.scaling.torch_threads or max(1, int(config.scaling.cpus_per_worker)),
+        torch_threads=config.scaling.threads_per_worker,
         pad_token_id=pad_token_id,
         controller_name=controller_name,
         controller_timeout_s=config.controller.timeout_s,

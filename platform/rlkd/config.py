@@ -201,6 +201,10 @@ class ScalingConfig:
         if self.torch_threads is not None:
             _check(self.torch_threads >= 1, "scaling.torch_threads", self.torch_threads, ">= 1 or null")
 
+    @property
+    def threads_per_worker(self) -> int:
+        return self.torch_threads or max(1, int(self.cpus_per_worker))
+
 
 @dataclass
 class RunConfig:

@@ -112,13 +112,15 @@ def plot_kd_weights(summaries: list[MethodSummary], path: Path) -> None:
     for summary in summaries:
         if not summary.history or summary.method in ("teacher", "none"):
             continue
-        steps = [record["step"] for record in summary.history]
-        weights = np.asarray([record["kd_weight"] for record in summary.history])
+        # A record at step s carries the weights applied during the interval that ends at s,
+        # so each value is drawn back to the previous record ("pre" steps), starting at step 0.
+        steps = [0] + [record["step"] for record in summary.history]
+        weights = np.asarray([summary.history[0]["kd_weight"]] + [record["kd_weight"] for record in summary.history])
         style = "-" if summary.method == "rl" else "--"
         for index, lang in enumerate(LANGS):
-            axes.step(steps, weights[:, index], where="post", linestyle=style, label=f"{summary.method} {lang}")
+            axes.step(steps, weights[:, index], where="pre", linestyle=style, label=f"{summary.method} {lang}")
     axes.set_xlabel("training step")
-    axes.set_ylabel("kd_weight (applied from this step on)")
+    axes.set_ylabel("kd_weight applied")
     axes.set_title("Per-language KD weights during training")
     axes.legend(fontsize=8, ncol=2)
     figure.tight_layout()

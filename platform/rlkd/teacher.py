@@ -121,7 +121,7 @@ def prepare_teacher(config: RunConfig, encoded: dict[str, EncodedSplit], splits_
             kd_weight_init=list(config.distill.kd_weight_init),
             decision_interval=10**9,  # the teacher is scored once, at its last step
             eval_examples=config.distill.eval_examples,
-            torch_threads=config.scaling.torch_threads or max(1, int(config.scaling.cpus_per_worker)),
+            torch_threads=config.scaling.threads_per_worker,
             pad_token_id=pad_token_id,
         )
         staging_model = directory.with_name(key + ".partial") / "model"

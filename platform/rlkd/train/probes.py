@@ -72,7 +72,9 @@ class Prober:
         results = []
         for candidate in candidates:
             self.probe_model.load_state_dict(model_state)
-            self.probe_optimizer.load_state_dict(optimizer_state)
+            # Optimizer.load_state_dict keeps the given state tensors when dtype and device
+            # match, so without a fresh copy one probe's Adam moments would leak into the next.
+            self.probe_optimizer.load_state_dict(copy.deepcopy(optimizer_state))
             for group, learning_rate in zip(self.probe_optimizer.param_groups, learning_rates):
                 group["lr"] = learning_rate
             kd_weight = torch.tensor(candidate, dtype=torch.float32)
