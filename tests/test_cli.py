@@ -77,3 +77,25 @@ def test_help_texts(args):
 
     assert result.returncode == 0
     assert "usage: rlkd" in result.stdout
+
+
+def test_missing_test_split_is_one_line(tmp_path):
+    data = tmp_path / "corpus"
+    data.mkdir()
+    rows = "\n".join(f"tweet number {i} is {'good' if i % 2 else 'bad'},{'positive' if i % 2 else 'negative'}" for i in range(60))
+    (data / "train.csv").write_text("text,label\n" + rows + "\n")
+
+    line = one_error_line(run_cli("compare", "--data", str(data), "--out", str(tmp_path / "out"),
+                                  "--cache-dir", str(tmp_path / "cache")))
+
+    assert "the test split" in line
+    assert "is empty" in line
+
+
+def test_data_file_instead_of_folder(tmp_path):
+    corpus = tmp_path / "train.csv"
+    corpus.write_text("text,label\nhola,positive\n")
+
+    line = one_error_line(run_cli("compare", "--data", str(corpus)))
+
+    assert "must be a folder, not a file" in line

@@ -71,3 +71,15 @@ def test_invalid_yaml_is_reported(tmp_path):
 def test_every_field_has_help():
     for name, _default, help_text in describe_fields():
         assert help_text, f"{name} has no help text"
+
+
+def test_config_file_wins_over_smoke_profile(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("student:\n  num_layers: 2\n  hidden_size: 128\n  num_heads: 4\n")
+
+    config = load_config(path, ["student.num_layers=3"], smoke_test=True)
+
+    assert config.student.hidden_size == 128
+    assert config.student.num_heads == 4
+    assert config.student.num_layers == 3
+    assert config.data.max_tweets_per_file is not None

@@ -93,6 +93,8 @@ def _run_compare(args: argparse.Namespace) -> int:
     if args.methods:
         overrides.append(f"methods={args.methods}")
     config = load_config(args.config, overrides, smoke_test=args.smoke_test)
+    if args.data.is_file():
+        raise UsageError(f"--data must be a folder, not a file: {args.data} (put the file in a folder of its own)")
     if not args.data.is_dir():
         raise UsageError(f"data folder not found: {args.data}")
     paths = ComparePaths(args.data.resolve(), args.out.resolve(), (args.cache_dir or default_cache_dir()).resolve())

@@ -14,9 +14,9 @@ import ray
 import torch
 
 from rlkd.config import RunConfig
-from rlkd.constants import LANGS
+from rlkd.constants import LANGS, OTHER
 from rlkd.control.controller import start_controller
-from rlkd.data import prepare_splits
+from rlkd.data import DataError, prepare_splits
 from rlkd.evaluate import (
     MethodSummary,
     plot_f1_by_language,
@@ -56,6 +56,20 @@ def ensure_ray() -> None:
     """Connect to the cluster named by RAY_ADDRESS, or start a local Ray inside this process."""
     if not ray.is_initialized():
         ray.init(logging_level=logging.WARNING)
+
+
+def _check_splits(splits: dict, data_dir: Path) -> None:
+    """Stop on an empty split; warn when no tweet carries a language tag, since per-language weights then mean nothing."""
+    hints = {"train": "no train file was found", "dev": "raise data.dev_fraction or add a dev file",
+             "test": "name a test file with the word test or trial, for example test.csv"}
+    for name, frame in splits.items():
+        if len(frame) == 0:
+            raise DataError(f"the {name} split of {data_dir} is empty: {hints.get(name, 'add data')}")
+
+    untagged = splits["train"]["langs"].map(lambda langs: all(lang == OTHER for lang in langs))
+    if untagged.all():
+        logger.warning("no train tweet has a language tag in %s: every tweet gets its pair's default language "
+                       "proportions, so per-language metrics and weights follow the pair, not the text", data_dir)
 
 
 def _method_settings(config: RunConfig, method: str, student_kwargs: dict, pad_token_id: int,
@@ -104,6 +118,7 @@ def run_compare(config: RunConfig, paths: ComparePaths) -> Path:
     data = config.data
     splits = prepare_splits(paths.data_dir, paths.cache_dir / "data", dev_fraction=data.dev_fraction, seed=data.seed,
                             mode=data.mode, max_tweets_per_file=data.max_tweets_per_file)
+    _check_splits(splits, paths.data_dir)
     tokenizer = load_tokenizer(config.teacher.checkpoint or config.teacher.backbone)
     encoded = {name: encode_split(frame, tokenizer, data.max_length) for name, frame in splits.items()}
     logger.info("data: %s", ", ".join(f"{name} {len(split)}" for name, split in encoded.items()))

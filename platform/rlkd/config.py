@@ -323,14 +323,27 @@ def _build(cls: type, values: dict[str, Any], prefix: str) -> Any:
         raise ConfigError(f"invalid config for {prefix.rstrip('.') or 'run'}: {error}") from None
 
 
+def _merge(tree: dict[str, Any], update: dict[str, Any]) -> None:
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(tree.get(key), dict):
+            _merge(tree[key], value)
+        else:
+            tree[key] = value
+
+
 def load_config(
     path: str | Path | None = None,
     overrides: list[str] | None = None,
     *,
     smoke_test: bool = False,
 ) -> RunConfig:
-    """Build a `RunConfig` from defaults, then a YAML file, then the smoke-test profile, then `--set` overrides."""
+    """Build a `RunConfig` from defaults, then the smoke-test profile, then a YAML file, then `--set` overrides."""
     tree: dict[str, Any] = {}
+
+    # The smoke profile goes first, so a config file and `--set` can still change any of it.
+    if smoke_test:
+        for dotted, value in SMOKE_TEST_OVERRIDES.items():
+            _apply(tree, dotted, value)
 
     if path is not None:
         path = Path(path)
@@ -342,11 +355,7 @@ def load_config(
             raise ConfigError(f"invalid YAML in {path}: {error}".replace("\n", " ")) from None
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"invalid config file {path}: the top level must be a mapping")
-        tree = loaded or {}
-
-    if smoke_test:
-        for dotted, value in SMOKE_TEST_OVERRIDES.items():
-            _apply(tree, dotted, value)
+        _merge(tree, loaded or {})
 
     for override in overrides or []:
         if "=" not in override:
