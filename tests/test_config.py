@@ -83,3 +83,20 @@ def test_config_file_wins_over_smoke_profile(tmp_path):
     assert config.student.num_heads == 4
     assert config.student.num_layers == 3
     assert config.data.max_tweets_per_file is not None
+
+
+def test_tag_maps_from_yaml(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("data:\n  tag_maps:\n    tagalog_mix:\n      TL: other\n      EN: en\n")
+
+    config = load_config(path)
+
+    assert config.data.tag_maps == {"tagalog_mix": {"TL": "other", "EN": "en"}}
+
+
+def test_tag_map_with_unknown_language(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("data:\n  tag_maps:\n    mine:\n      FR: fr\n")
+
+    with pytest.raises(ConfigError, match="data.tag_maps.mine.FR"):
+        load_config(path)

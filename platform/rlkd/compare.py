@@ -117,7 +117,7 @@ def run_compare(config: RunConfig, paths: ComparePaths) -> Path:
     # Data: read, split and encode once; every method sees the same arrays.
     data = config.data
     splits = prepare_splits(paths.data_dir, paths.cache_dir / "data", dev_fraction=data.dev_fraction, seed=data.seed,
-                            mode=data.mode, max_tweets_per_file=data.max_tweets_per_file)
+                            mode=data.mode, max_tweets_per_file=data.max_tweets_per_file, tag_maps=data.tag_maps)
     _check_splits(splits, paths.data_dir)
     tokenizer = load_tokenizer(config.teacher.checkpoint or config.teacher.backbone)
     encoded = {name: encode_split(frame, tokenizer, data.max_length) for name, frame in splits.items()}

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from rlkd.constants import LANGS, METHODS
+from rlkd.constants import LANGS, METHODS, OTHER
 
 
 class ConfigError(ValueError):
@@ -47,6 +47,9 @@ class DataConfig:
         None, "Seeded stratified sample of this many tweets per file (smoke tests); null reads everything."
     )
     max_length: int = _field(64, "Maximum number of subword tokens per tweet; longer tweets are truncated.")
+    tag_maps: dict[str, dict[str, str]] = _field(
+        {}, "Extra or replacement tag maps: {corpus name: {corpus tag: en, es, hi or other}}; SentiMix's are built in."
+    )
 
     def __post_init__(self) -> None:
         _check(0.0 < self.dev_fraction < 0.5, "data.dev_fraction", self.dev_fraction, "0 < x < 0.5")
@@ -54,6 +57,11 @@ class DataConfig:
         if self.max_tweets_per_file is not None:
             _check(self.max_tweets_per_file >= 10, "data.max_tweets_per_file", self.max_tweets_per_file, ">= 10 or null")
         _check(8 <= self.max_length <= 512, "data.max_length", self.max_length, "8..512")
+        _check(isinstance(self.tag_maps, dict), "data.tag_maps", self.tag_maps, "a mapping of corpus name to tag map")
+        for corpus, mapping in self.tag_maps.items():
+            _check(isinstance(mapping, dict), f"data.tag_maps.{corpus}", mapping, "a mapping of corpus tag to language")
+            for tag, lang in mapping.items():
+                _check(lang in (*LANGS, OTHER), f"data.tag_maps.{corpus}.{tag}", lang, ", ".join((*LANGS, OTHER)))
 
 
 @dataclass

@@ -141,7 +141,7 @@ def choose_tag_map(
         raise DataError.at(
             path,
             f"no known tag set contains any of its language tags ({examples}); "
-            "pass tag_maps with a map for them",
+            "add a map for them in the config field data.tag_maps",
         )
     pair_name = None if best_name == ISO_TAG_MAP_NAME else best_name
     return TagSet(pair_name, best_mapping, "the tags in the file")

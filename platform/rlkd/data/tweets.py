@@ -181,7 +181,7 @@ class TweetCollector:
                 raise DataError.at(
                     self.source,
                     f"unknown language tag {tag!r} for {self.tag_set.describe()}; "
-                    "pass a tag map that contains it (tag_map or tag_maps), "
+                    "add it to a tag map (config field data.tag_maps), "
                     "or read in lenient mode to treat it as 'other'",
                     line=line,
                     reason=errors.UNKNOWN_TAG,
