@@ -176,12 +176,11 @@ class ControllerConfig:
     timeout_s: float = _field(300.0, "Seconds a worker waits on the controller actor before failing.")
 
     def __post_init__(self) -> None:
-        from rlkd.control.rewards import REWARD_DESIGNS
+        from rlkd.control.rewards import F1_METRICS, REWARD_DESIGNS
 
         _check(self.reward_design in REWARD_DESIGNS, "controller.reward_design", self.reward_design,
                ", ".join(REWARD_DESIGNS))
-        _check(self.reward_f1 in ("soft_macro_f1", "macro_f1"), "controller.reward_f1", self.reward_f1,
-               "'soft_macro_f1' or 'macro_f1'")
+        _check(self.reward_f1 in F1_METRICS, "controller.reward_f1", self.reward_f1, " or ".join(F1_METRICS))
         _check(self.group_size >= 2, "controller.group_size", self.group_size, ">= 2")
         _check(self.probe_steps >= 1, "controller.probe_steps", self.probe_steps, ">= 1")
         _check(self.reward_examples >= 10, "controller.reward_examples", self.reward_examples, ">= 10")

@@ -95,7 +95,7 @@ def render_report(summaries: list[MethodSummary], *, kd_weight_init: list[float]
         lines.append("## Controller")
         lines.append("")
         lines.append("Final kd_weight: " + ", ".join(f"{lang} {value:.3f}" for lang, value in zip(LANGS, final))
-                     + f" (initial: " + ", ".join(f"{value:.3f}" for value in kd_weight_init)
+                     + " (initial: " + ", ".join(f"{value:.3f}" for value in kd_weight_init)
                      + f"; L1 change {change:.3f}).")
         lines.append("")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import torch
 from transformers import (
@@ -92,19 +91,3 @@ def build_student(config_kwargs: dict, seed: int) -> BertForSequenceClassificati
 def count_parameters(model: torch.nn.Module) -> int:
     return sum(parameter.numel() for parameter in model.parameters())
 
-
-def save_model(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, directory: Path) -> None:
-    """Save with `save_pretrained` into a temporary folder, then rename, so a killed run leaves no half checkpoint."""
-    directory = Path(directory)
-    staging = directory.with_name(directory.name + ".partial")
-    if staging.exists():
-        import shutil
-
-        shutil.rmtree(staging)
-    model.save_pretrained(staging)
-    tokenizer.save_pretrained(staging)
-    if directory.exists():
-        import shutil
-
-        shutil.rmtree(directory)
-    staging.rename(directory)
