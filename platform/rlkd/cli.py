@@ -129,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
 
     _setup_logging(args.verbose)
-    # Backbones load from local paths; never wait on a hub that this machine may not reach.
+    # Backbones load from local paths, so by default transformers does not contact a model hub
+    # that this machine may not reach. A value the user set for HF_HUB_OFFLINE is kept.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
     try:

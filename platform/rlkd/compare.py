@@ -114,7 +114,7 @@ def run_compare(config: RunConfig, paths: ComparePaths) -> Path:
     storage_path = out_dir / "ray"
     logger.info("compare run %s: methods %s, output in %s", run_id, ",".join(config.methods), out_dir)
 
-    # Data: read, split and encode once; every method sees the same arrays.
+    # Data: read, split and encode once, so every method trains on the same arrays.
     data = config.data
     splits = prepare_splits(paths.data_dir, paths.cache_dir / "data", dev_fraction=data.dev_fraction, seed=data.seed,
                             mode=data.mode, max_tweets_per_file=data.max_tweets_per_file, tag_maps=data.tag_maps)
@@ -138,8 +138,8 @@ def run_compare(config: RunConfig, paths: ComparePaths) -> Path:
     summaries = [MethodSummary("teacher", score_logits(test, teacher_logits), teacher.num_parameters,
                                time.perf_counter() - teacher_started, notes=f"{teacher_note}; {teacher.model_dir}")]
 
-    # Students read the teacher's tokenisation unless they get a tokenizer of their own; the
-    # teacher logits are matched by example id, so either way every example keeps its soft labels.
+    # Students use the teacher's tokenisation unless they get a tokenizer of their own.
+    # Teacher logits are matched by example id, so every example keeps its soft labels either way.
     student_tokenizer, student_encoded = tokenizer, encoded
     if config.student.tokenizer == "corpus":
         student_tokenizer = train_wordpiece_tokenizer(

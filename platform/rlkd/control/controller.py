@@ -1,6 +1,6 @@
 """The controller: samples groups of KD weightings, turns probe results into rewards, and updates GRPO.
 
-`WeightController` is plain Python so tests can drive it directly;
+`WeightController` is plain Python, so tests can drive it directly.
 `ControllerActor` wraps it as a named Ray actor with `num_cpus=0`, so it
 never takes a CPU that a Train worker needs. Workers call the actor from
 every rank with the same decision id: the first call of a decision does the
