@@ -32,7 +32,7 @@ def test_unknown_method(tmp_path):
     line = one_error_line(run_cli("compare", "--data", str(tmp_path), "--methods", "kd,magic"))
 
     assert "invalid value for methods: 'magic'" in line
-    assert "none, kd, rl" in line
+    assert "none, kd, dro, temperature, rl" in line
 
 
 def test_unknown_reward_design(tmp_path):

@@ -28,9 +28,10 @@ def test_results_have_all_rows(smoke_run):
     out, _, _ = smoke_run
     results = pd.read_csv(out / "results.csv")
 
-    assert list(results.columns) == ["method", "lang", "n", "accuracy", "macro_f1"]
-    assert len(results) == 16
-    assert set(results["method"]) == {"teacher", "none", "kd", "rl"}
+    assert list(results.columns) == ["method", "seed", "lang", "n", "accuracy", "macro_f1"]
+    assert len(results) == 24
+    assert set(results["method"]) == {"teacher", "none", "kd", "dro", "temperature", "rl"}
+    assert set(results["seed"]) == {0}
     assert set(results["lang"]) == {"en", "es", "hi", "all"}
     assert not results.duplicated(["method", "lang"]).any()
     for column in ("accuracy", "macro_f1"):
@@ -51,7 +52,7 @@ def test_report_and_plots_written(smoke_run):
     out, _, _ = smoke_run
     report = (out / "report.md").read_text()
 
-    for section in ("Macro-F1 per language", "worst language", "parameters", "wall time", "Final kd_weight"):
+    for section in ("Macro-F1 per language", "worst language", "parameters", "wall time", "Final KD weights"):
         assert section in report
     for plot in ("kd_weights.png", "f1_by_lang.png"):
         assert (out / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -61,7 +62,7 @@ def test_student_checkpoints_load(smoke_run):
     from transformers import AutoModelForSequenceClassification
 
     out, _, _ = smoke_run
-    for method in ("none", "kd", "rl"):
+    for method in ("none", "kd", "dro", "temperature", "rl"):
         model = AutoModelForSequenceClassification.from_pretrained(out / "students" / method)
         assert model.config.num_labels == 3
         assert model.config.num_hidden_layers == 1

@@ -7,7 +7,7 @@ def test_defaults_are_valid():
     config = load_config()
 
     assert config == RunConfig()
-    assert config.methods == ["none", "kd", "rl"]
+    assert config.methods == ["none", "kd", "dro", "temperature", "rl"]
     assert config.distill.kd_weight_init == [1.0, 1.0, 1.0]
 
 
@@ -46,6 +46,18 @@ def test_smoke_profile_is_small_and_overridable():
         ("scaling.num_workers=0", "scaling.num_workers"),
         ("data.mode=loose", "data.mode"),
         ("student.colour=red", "student.colour"),
+        ("seeds=0", "seeds"),
+        ("baselines.dro_step_size=0", "baselines.dro_step_size"),
+        ("baselines.dro_loss=f1", "baselines.dro_loss"),
+        ("baselines.temperature_tau=0.5", "baselines.temperature_tau"),
+        ("controller.estimator=oracle", "controller.estimator"),
+        ("controller.balanced_lambda=-1", "controller.balanced_lambda"),
+        ("controller.kl_beta=-0.1", "controller.kl_beta"),
+        ("controller.clip_epsilon=1.5", "controller.clip_epsilon"),
+        ("controller.std_floor=0", "controller.std_floor"),
+        ("controller.update_epochs=0", "controller.update_epochs"),
+        ("controller.ref_update_interval=0", "controller.ref_update_interval"),
+        ("controller.applied=worst", "controller.applied"),
     ],
 )
 def test_invalid_value_names_field(override, field):

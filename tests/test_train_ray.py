@@ -60,10 +60,10 @@ def settings(method: str, **changes) -> LoopSettings:
     return LoopSettings(**values)
 
 
-def run(tmp_path, loop_settings, train, dev, name):
+def run(tmp_path, loop_settings, train, dev, name, max_failures=0):
     splits_ref = ray.put({"train": train, "dev": dev})
-    return fit(loop_settings, splits_ref, ScalingConfig(num_workers=2), storage_path=tmp_path / "ray",
-               run_name=name, output_dir=tmp_path / name)
+    return fit(loop_settings, splits_ref, ScalingConfig(num_workers=2, max_failures=max_failures),
+               storage_path=tmp_path / "ray", run_name=name, output_dir=tmp_path / name)
 
 
 def test_uneven_rows_give_equal_steps(local_ray, tmp_path):
@@ -155,3 +155,64 @@ def test_invalid_layer_map_fails_clearly(local_ray, tmp_path):
 
     with pytest.raises(TrainingError, match="invalid distill.layer_map entry"):
         run(tmp_path, loop_settings, synthetic_split(64, 13), synthetic_split(16, 14), "bad-map")
+
+
+def test_lookahead_scores_a_large_group(local_ray, tmp_path):
+    config = ControllerConfig(group_size=32, probe_steps=2, reward_examples=16, reward_design="balanced",
+                              estimator="lookahead")
+    name = "rlkd-controller-test-lookahead"
+    controller = start_controller(name, config, [1.0, 1.0, 1.0], seed=0)
+    try:
+        loop_settings = settings("rl", epochs=3.0, controller_name=name, probe_steps=2, reward_examples=16,
+                                 estimator="lookahead")
+        result = run(tmp_path, loop_settings, synthetic_split(96, 7), synthetic_split(24, 8), "lookahead")
+        decisions = ray.get(controller.history.remote())
+    finally:
+        ray.kill(controller)
+
+    assert len(decisions) == 8
+    assert all(len(decision["rewards"]) == 32 and not decision["excluded"] for decision in decisions)
+    assert all(decision["summary"]["reward_std"] > 0 for decision in decisions)
+    assert not np.allclose(result.history[-1]["kd_weight"], 1.0)
+
+
+def test_dro_moves_weight_and_keeps_the_mean(local_ray, tmp_path):
+    result = run(tmp_path, settings("dro", epochs=3.0, dro_step_size=1.0), synthetic_split(96, 11),
+                 synthetic_split(24, 12), "dro")
+
+    weights = np.asarray([record["kd_weight"] for record in result.history])
+    np.testing.assert_allclose(weights[0], 1.0)
+    np.testing.assert_allclose(weights.sum(axis=1), 3.0, rtol=1e-6)
+    assert not np.allclose(weights[-1], 1.0)
+
+
+@pytest.mark.timeout(300)
+def test_failed_worker_resumes_with_controller_state(local_ray, tmp_path):
+    config = ControllerConfig(group_size=2, probe_steps=2, reward_examples=16, reward_design="macro_f1_gain")
+    name = "rlkd-controller-test-resume"
+    controller = start_controller(name, config, [1.0, 1.0, 1.0], seed=0)
+    marker = tmp_path / "failed-once"
+    try:
+        # Checkpoints come at every decision (even steps); step 7 fails once, after the checkpoint of step 6.
+        loop_settings = settings("rl", epochs=3.0, controller_name=name, probe_steps=2, reward_examples=16,
+                                 inject_failure_at_step=7, inject_failure_marker=str(marker))
+        result = run(tmp_path, loop_settings, synthetic_split(96, 7), synthetic_split(24, 8), "resume", max_failures=1)
+        decisions = ray.get(controller.history.remote())
+        restores = ray.get(controller.restore_count.remote())
+    finally:
+        ray.kill(controller)
+
+    assert marker.exists()
+    assert restores == 1
+    assert [record["step"] for record in result.history] == list(range(2, 19, 2))
+    assert [decision["decision_id"] for decision in decisions] == list(range(2, 17, 2))
+    assert (result.checkpoint_dir / "controller_state.pt").is_file()
+    assert not (result.checkpoint_dir / "train_state.pt").exists()
+    np.testing.assert_allclose(result.history[3]["kd_weight"], decisions[2]["applied"])
+
+
+def test_without_retries_an_injected_failure_fails_the_run(local_ray, tmp_path):
+    loop_settings = settings("kd", inject_failure_at_step=2, inject_failure_marker=str(tmp_path / "marker"))
+
+    with pytest.raises(TrainingError, match="injected failure at step 2"):
+        run(tmp_path, loop_settings, synthetic_split(64, 13), synthetic_split(16, 14), "no-retry")

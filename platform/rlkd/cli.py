@@ -60,9 +60,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_common(compare, data_required=True)
     compare.add_argument("--methods", metavar="LIST",
-                         help="Comma-separated subset of none,kd,rl (default: all three).")
+                         help="Comma-separated subset of none,kd,dro,temperature,rl (default: all five).")
+    compare.add_argument("--seeds", type=int, metavar="N",
+                         help="Train every student with N seeds (seed, seed+1, ...) and report mean and std.")
     compare.add_argument("--smoke-test", action="store_true",
                          help="A few hundred tweets and tiny models: checks the whole pipeline in minutes.")
+
+    sweep = commands.add_parser(
+        "sweep",
+        help="Ray Tune sweep over reward designs and controller settings, with ASHA on a dev metric.",
+        description="Prepare (or reuse) the teacher, then run one distillation per trial of the sweep section of "
+                    "--config (default: one trial per reward design) under ASHA, and write sweep.csv and sweep.md "
+                    "to --out. An interrupted sweep continues with --resume and the same --out.",
+        epilog=_config_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_common(sweep, data_required=True)
+    sweep.add_argument("--resume", action="store_true", help="Continue the interrupted sweep in --out.")
+    sweep.add_argument("--smoke-test", action="store_true",
+                       help="Tiny models and a few hundred tweets: a 4-trial sweep in a few minutes.")
 
     data = commands.add_parser("data", help="Corpus tools.")
     data_commands = data.add_subparsers(dest="data_command", metavar="DATA_COMMAND")
@@ -92,6 +108,8 @@ def _run_compare(args: argparse.Namespace) -> int:
     overrides = list(args.overrides)
     if args.methods:
         overrides.append(f"methods={args.methods}")
+    if args.seeds is not None:
+        overrides.append(f"seeds={args.seeds}")
     config = load_config(args.config, overrides, smoke_test=args.smoke_test)
     if args.data.is_file():
         raise UsageError(f"--data must be a folder, not a file: {args.data} (put the file in a folder of its own)")
@@ -100,6 +118,19 @@ def _run_compare(args: argparse.Namespace) -> int:
     paths = ComparePaths(args.data.resolve(), args.out.resolve(), (args.cache_dir or default_cache_dir()).resolve())
     out_dir = run_compare(config, paths)
     print(f"report: {out_dir / 'report.md'}")
+    return 0
+
+
+def _run_sweep(args: argparse.Namespace) -> int:
+    from rlkd.compare import default_cache_dir
+    from rlkd.sweep import SweepPaths, run_sweep
+
+    config = load_config(args.config, list(args.overrides), smoke_test=args.smoke_test)
+    if not args.data.is_dir():
+        raise UsageError(f"data folder not found: {args.data}")
+    paths = SweepPaths(args.data.resolve(), args.out.resolve(), (args.cache_dir or default_cache_dir()).resolve())
+    out_dir = run_sweep(config, paths, resume=args.resume)
+    print(f"sweep: {out_dir / 'sweep.md'}")
     return 0
 
 
@@ -116,9 +147,11 @@ def _run_inspect(args: argparse.Namespace) -> int:
 def _known_errors() -> tuple[type[BaseException], ...]:
     from rlkd.data import DataError
     from rlkd.models import ModelError
+    from rlkd.sweep import SweepError
     from rlkd.train.runner import TrainingError
 
-    return (ConfigError, UsageError, DataError, ModelError, TrainingError, FileNotFoundError, PermissionError)
+    return (ConfigError, UsageError, DataError, ModelError, TrainingError, SweepError, FileNotFoundError,
+            PermissionError)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "compare":
             return _run_compare(args)
+        if args.command == "sweep":
+            return _run_sweep(args)
         return _run_inspect(args)
     except _known_errors() as error:
         print(f"rlkd: error: {error}", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""`rlkd compare`: teacher, no-KD student, uniform KD and RL-weighted KD on the same data and budget."""
+"""`rlkd compare`: the teacher and one student per method and seed, on the same data and step budget."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pathlib import Path
 import ray
 import torch
 
+from rlkd.baselines import GroupDRO, language_shares, temperature_weights
 from rlkd.config import RunConfig
 from rlkd.constants import LANGS, OTHER
 from rlkd.control.controller import start_controller
@@ -27,7 +28,7 @@ from rlkd.evaluate import (
     write_results_csv,
 )
 from rlkd.models import count_parameters, load_classifier, load_tokenizer, student_config_kwargs
-from rlkd.teacher import compute_logits, prepare_teacher
+from rlkd.teacher import Teacher, compute_logits, prepare_teacher
 from rlkd.tokenizer import train_wordpiece_tokenizer
 from rlkd.train.encoding import EncodedSplit, encode_split
 from rlkd.train.loop import LoopSettings
@@ -72,21 +73,30 @@ def _check_splits(splits: dict, data_dir: Path) -> None:
                        "proportions, so per-language metrics and weights follow the pair, not the text", data_dir)
 
 
-def _method_settings(config: RunConfig, method: str, student_kwargs: dict, pad_token_id: int,
-                     controller_name: str | None, teacher_source: str | None) -> LoopSettings:
+def initial_kd_weight(config: RunConfig, method: str, train: EncodedSplit) -> list[float]:
+    """The weights a method starts from: temperature-scaled shares, uniform for dro, the configured vector otherwise."""
+    if method == "temperature":
+        return temperature_weights(language_shares(train.lang_proportions), config.baselines.temperature_tau)
+    if method == "dro":
+        return GroupDRO(config.baselines.dro_step_size).weights()
+    return list(config.distill.kd_weight_init)
+
+
+def _method_settings(config: RunConfig, method: str, seed: int, kd_weight_init: list[float], student_kwargs: dict,
+                     pad_token_id: int, controller_name: str | None, teacher_source: str | None) -> LoopSettings:
     distill = config.distill
     kd_coefficient = 0.0 if method == "none" else distill.kd_coefficient
     return LoopSettings(
         method=method,
         model_source=None,
         student_config=student_kwargs,
-        seed=config.seed,
+        seed=seed,
         epochs=config.student.epochs,
         max_steps=config.student.max_steps,
         batch_size=config.student.batch_size,
         learning_rate=config.student.learning_rate,
         loss=LossSettings(distill.loss, distill.softmax_temperature, kd_coefficient, distill.ce_weight),
-        kd_weight_init=list(distill.kd_weight_init),
+        kd_weight_init=list(kd_weight_init),
         decision_interval=distill.decision_interval,
         eval_examples=distill.eval_examples,
         torch_threads=config.scaling.threads_per_worker,
@@ -97,6 +107,9 @@ def _method_settings(config: RunConfig, method: str, student_kwargs: dict, pad_t
         layer_map=[tuple(pair) for pair in distill.layer_map] if distill.layer_map else None,
         probe_steps=config.controller.probe_steps if controller_name else 0,
         reward_examples=config.controller.reward_examples if controller_name else 0,
+        dro_step_size=config.baselines.dro_step_size if method == "dro" else None,
+        dro_loss=config.baselines.dro_loss,
+        estimator=config.controller.estimator,
     )
 
 
@@ -106,14 +119,23 @@ def _test_scores(model_dir: Path, test: EncodedSplit, pad_token_id: int) -> tupl
     return score_logits(test, logits), count_parameters(model)
 
 
-def run_compare(config: RunConfig, paths: ComparePaths) -> Path:
-    """Run every configured method and write results.csv, report.md, the plots and the checkpoints."""
-    run_id = new_run_id()
-    out_dir = paths.out_dir
-    out_dir.mkdir(parents=True, exist_ok=True)
-    storage_path = out_dir / "ray"
-    logger.info("compare run %s: methods %s, output in %s", run_id, ",".join(config.methods), out_dir)
+@dataclass
+class PreparedRun:
+    """Data, teacher and student inputs shared by every student of a compare run or a sweep."""
 
+    splits: dict  # name -> prepared DataFrame
+    encoded: dict[str, EncodedSplit]  # teacher tokenisation
+    teacher: Teacher
+    student_tokenizer: object
+    distill_splits: dict[str, EncodedSplit]  # train and dev with teacher logits, student tokenisation
+    splits_ref: ray.ObjectRef
+    student_kwargs: dict
+    test: EncodedSplit  # student tokenisation, with teacher logits
+    teacher_seconds: float
+
+
+def prepare_run(config: RunConfig, paths: ComparePaths, run_id: str, storage_path: Path) -> PreparedRun:
+    """Read and encode the data, get the teacher (cached or fine-tuned now) and put the student's splits in Ray."""
     # Data: read, split and encode once, so every method trains on the same arrays.
     data = config.data
     splits = prepare_splits(paths.data_dir, paths.cache_dir / "data", dev_fraction=data.dev_fraction, seed=data.seed,
@@ -124,38 +146,64 @@ def run_compare(config: RunConfig, paths: ComparePaths) -> Path:
     logger.info("data: %s", ", ".join(f"{name} {len(split)}" for name, split in encoded.items()))
 
     ensure_ray()
-    pad_token_id = tokenizer.pad_token_id
 
     # Teacher: fine-tuned once per config and data, then reused from the cache.
     teacher_started = time.perf_counter()
     teacher_splits_ref = ray.put({"train": encoded["train"], "dev": encoded["dev"]})
-    teacher = prepare_teacher(config, encoded, teacher_splits_ref, pad_token_id, cache_dir=paths.cache_dir,
+    teacher = prepare_teacher(config, encoded, teacher_splits_ref, tokenizer.pad_token_id, cache_dir=paths.cache_dir,
                               storage_path=storage_path, run_name=run_id)
     del teacher_splits_ref
-    test = encoded["test"].with_teacher_logits(teacher.logits_by_id)
-    teacher_logits = test.teacher_logits
-    teacher_note = "from cache" if teacher.cached else "fine-tuned in this run"
-    summaries = [MethodSummary("teacher", score_logits(test, teacher_logits), teacher.num_parameters,
-                               time.perf_counter() - teacher_started, notes=f"{teacher_note}; {teacher.model_dir}")]
+    teacher_seconds = time.perf_counter() - teacher_started
 
     # Students use the teacher's tokenisation unless they get a tokenizer of their own.
     # Teacher logits are matched by example id, so every example keeps its soft labels either way.
     student_tokenizer, student_encoded = tokenizer, encoded
     if config.student.tokenizer == "corpus":
         student_tokenizer = train_wordpiece_tokenizer(
-            splits["train"]["text"], out_dir / "students" / "tokenizer", vocab_size=config.student.vocab_size
+            splits["train"]["text"], paths.out_dir / "students" / "tokenizer", vocab_size=config.student.vocab_size
         )
         student_encoded = {name: encode_split(frame, student_tokenizer, data.max_length) for name, frame in splits.items()}
     pad_token_id = student_tokenizer.pad_token_id
-    test = student_encoded["test"].with_teacher_logits(teacher.logits_by_id)
 
     distill_splits = {name: student_encoded[name].with_teacher_logits(teacher.logits_by_id) for name in ("train", "dev")}
-    splits_ref = ray.put(distill_splits)
-    student_kwargs = student_config_kwargs(config.student, len(student_tokenizer), pad_token_id)
+    return PreparedRun(
+        splits=splits,
+        encoded=encoded,
+        teacher=teacher,
+        student_tokenizer=student_tokenizer,
+        distill_splits=distill_splits,
+        splits_ref=ray.put(distill_splits),
+        student_kwargs=student_config_kwargs(config.student, len(student_tokenizer), pad_token_id),
+        test=student_encoded["test"].with_teacher_logits(teacher.logits_by_id),
+        teacher_seconds=teacher_seconds,
+    )
 
-    for method in config.methods:
-        summaries.append(_run_method(config, method, run_id, splits_ref, student_kwargs, student_tokenizer, test,
-                                     storage_path, out_dir, str(teacher.model_dir)))
+
+def run_compare(config: RunConfig, paths: ComparePaths) -> Path:
+    """Run every configured method and seed; write results.csv, report.md, the plots and the checkpoints."""
+    run_id = new_run_id()
+    out_dir = paths.out_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    storage_path = out_dir / "ray"
+    logger.info("compare run %s: methods %s, %d seed(s), output in %s", run_id, ",".join(config.methods),
+                config.seeds, out_dir)
+
+    prepared = prepare_run(config, paths, run_id, storage_path)
+    teacher, encoded, student_tokenizer = prepared.teacher, prepared.encoded, prepared.student_tokenizer
+    teacher_test = encoded["test"].with_teacher_logits(teacher.logits_by_id)
+    teacher_note = "from cache" if teacher.cached else "fine-tuned in this run"
+    summaries = [MethodSummary("teacher", score_logits(teacher_test, teacher_test.teacher_logits),
+                               teacher.num_parameters, prepared.teacher_seconds,
+                               notes=f"{teacher_note}; {teacher.model_dir}", seed=config.seed)]
+    test, splits_ref, student_kwargs = prepared.test, prepared.splits_ref, prepared.student_kwargs
+    distill_splits = prepared.distill_splits
+
+    # Students: every method with every seed; the teacher stays the one of the base seed.
+    for seed in range(config.seed, config.seed + config.seeds):
+        for method in config.methods:
+            kd_weight_init = initial_kd_weight(config, method, distill_splits["train"])
+            summaries.append(_run_method(config, method, seed, kd_weight_init, run_id, splits_ref, student_kwargs,
+                                         student_tokenizer, test, storage_path, out_dir, str(teacher.model_dir)))
 
     # Report.
     write_results_csv(summaries, out_dir / "results.csv")
@@ -169,8 +217,12 @@ def run_compare(config: RunConfig, paths: ComparePaths) -> Path:
                    f"{config.student.tokenizer} tokenizer ({len(student_tokenizer)} tokens)",
         "distillation": f"{config.distill.loss}, T={config.distill.softmax_temperature}, "
                         f"kd_coefficient={config.distill.kd_coefficient}, ce_weight={config.distill.ce_weight}",
-        "controller": f"{config.controller.reward_design}, G={config.controller.group_size}, "
-                      f"probe_steps={config.controller.probe_steps}, decision_interval={config.distill.decision_interval}",
+        "seeds": ", ".join(str(seed) for seed in range(config.seed, config.seed + config.seeds)),
+        "controller": f"{config.controller.reward_design}, {config.controller.estimator} estimator, "
+                      f"G={config.controller.group_size}, probe_steps={config.controller.probe_steps}, "
+                      f"decision_interval={config.distill.decision_interval}",
+        "baselines": f"dro step size {config.baselines.dro_step_size} on dev {config.baselines.dro_loss}, "
+                     f"temperature tau {config.baselines.temperature_tau}",
         "torch / ray": f"{torch.__version__} / {ray.__version__}",
     }
     report = render_report(summaries, kd_weight_init=list(config.distill.kd_weight_init), test_sizes=test_sizes,
@@ -183,26 +235,31 @@ def run_compare(config: RunConfig, paths: ComparePaths) -> Path:
     return out_dir
 
 
-def _run_method(config: RunConfig, method: str, run_id: str, splits_ref, student_kwargs: dict, tokenizer,
-                test: EncodedSplit, storage_path: Path, out_dir: Path, teacher_source: str) -> MethodSummary:
+def _run_method(config: RunConfig, method: str, seed: int, kd_weight_init: list[float], run_id: str, splits_ref,
+                student_kwargs: dict, tokenizer, test: EncodedSplit, storage_path: Path, out_dir: Path,
+                teacher_source: str) -> MethodSummary:
     pad_token_id = tokenizer.pad_token_id
     started = time.perf_counter()
     controller_name = None
     controller = None
+    # One seed keeps the plain layout students/<method>; several get a folder per seed.
+    name = method if config.seeds == 1 else f"{method}-seed{seed}"
     if method == "rl":
-        # Named per run, so two runs on one cluster never share a controller.
-        controller_name = f"rlkd-controller-{run_id}"
-        controller = start_controller(controller_name, config.controller, list(config.distill.kd_weight_init),
-                                      config.seed)
+        # Named per run and seed, so two runs on one cluster never share a controller.
+        controller_name = f"rlkd-controller-{run_id}-{name}"
+        controller = start_controller(controller_name, config.controller, kd_weight_init, seed)
 
-    settings = _method_settings(config, method, student_kwargs, pad_token_id, controller_name, teacher_source)
+    settings = _method_settings(config, method, seed, kd_weight_init, student_kwargs, pad_token_id, controller_name,
+                                teacher_source)
+    output_dir = out_dir / "students" / (method if config.seeds == 1 else f"{method}/seed{seed}")
     try:
-        result = fit(settings, splits_ref, config.scaling, storage_path=storage_path, run_name=f"{run_id}-{method}",
-                     output_dir=out_dir / "students" / method)
+        result = fit(settings, splits_ref, config.scaling, storage_path=storage_path, run_name=f"{run_id}-{name}",
+                     output_dir=output_dir)
         notes = f"{result.history[-1]['step']} steps, {result.metrics.get('samples_per_s', float('nan')):.0f} samples/s"
         if controller is not None:
             decisions = ray.get(controller.history.remote())
-            (out_dir / "controller_history.json").write_text(json.dumps(decisions, indent=1))
+            history_name = "controller_history.json" if config.seeds == 1 else f"controller_history_seed{seed}.json"
+            (out_dir / history_name).write_text(json.dumps(decisions, indent=1))
             notes += f", {len(decisions)} decisions, controller {result.metrics.get('controller_s', 0):.0f} s"
     finally:
         if controller is not None:
@@ -211,7 +268,7 @@ def _run_method(config: RunConfig, method: str, run_id: str, splits_ref, student
     # With its tokenizer beside it, a student loads with the usual Auto* classes alone.
     tokenizer.save_pretrained(result.checkpoint_dir)
     scores, num_parameters = _test_scores(result.checkpoint_dir, test, pad_token_id)
-    logger.info("%s: test macro-F1 %.3f (%s)", method, scores["all"]["macro_f1"],
+    logger.info("%s (seed %d): test macro-F1 %.3f (%s)", method, seed, scores["all"]["macro_f1"],
                 ", ".join(f"{lang} {scores[lang]['macro_f1']:.3f}" for lang in LANGS))
-    return MethodSummary(method, scores, num_parameters, time.perf_counter() - started, result.history, notes)
+    return MethodSummary(method, scores, num_parameters, time.perf_counter() - started, result.history, notes, seed)
 

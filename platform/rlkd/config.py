@@ -160,7 +160,16 @@ class DistillConfig:
 
 @dataclass
 class ControllerConfig:
-    reward_design: str = _field("worst_lang_f1_gain", "Reward of a candidate weighting: macro_f1_gain or worst_lang_f1_gain.")
+    reward_design: str = _field(
+        "worst_lang_f1_gain",
+        "Reward of a candidate weighting: macro_f1_gain, worst_lang_f1_gain, balanced or gain_minus_cost.")
+    estimator: str = _field(
+        "probe",
+        "How candidates are scored: 'probe' trains probe_steps steps per candidate and measures; 'lookahead' predicts "
+        "the dev change from per-language gradient inner products (2L backward passes per decision, any group size).")
+    balanced_lambda: float = _field(1.0, "balanced reward: mean per-language gain + lambda * worst-language gain.")
+    cost_coefficient: float = _field(
+        0.01, "gain_minus_cost reward: penalty per 1,000 examples of probe or lookahead compute per candidate.")
     reward_f1: str = _field("soft_macro_f1", "F1 that rewards read: soft_macro_f1 (probabilities) or macro_f1 (argmax).")
     group_size: int = _field(4, "Candidate weightings G sampled from one state per decision.")
     probe_steps: int = _field(10, "Training steps of each probe, on fixed probe batches.")
@@ -181,18 +190,37 @@ class ControllerConfig:
         _check(self.reward_design in REWARD_DESIGNS, "controller.reward_design", self.reward_design,
                ", ".join(REWARD_DESIGNS))
         _check(self.reward_f1 in F1_METRICS, "controller.reward_f1", self.reward_f1, " or ".join(F1_METRICS))
-        _check(self.group_size >= 2, "controller.group_size", self.group_size, ">= 2")
+        _check(self.estimator in ("probe", "lookahead"), "controller.estimator", self.estimator, "'probe' or 'lookahead'")
+        _check(0 <= self.balanced_lambda <= 100, "controller.balanced_lambda", self.balanced_lambda, "0..100")
+        _check(0 <= self.cost_coefficient <= 10, "controller.cost_coefficient", self.cost_coefficient, "0..10")
+        _check(2 <= self.group_size <= 1024, "controller.group_size", self.group_size, "2..1024")
         _check(self.probe_steps >= 1, "controller.probe_steps", self.probe_steps, ">= 1")
         _check(self.reward_examples >= 10, "controller.reward_examples", self.reward_examples, ">= 10")
         _check(0 < self.learning_rate < 1, "controller.learning_rate", self.learning_rate, "0 < x < 1")
         _check(0 < self.clip_epsilon < 1, "controller.clip_epsilon", self.clip_epsilon, "0 < x < 1")
-        _check(self.kl_beta >= 0, "controller.kl_beta", self.kl_beta, ">= 0")
+        _check(0 <= self.kl_beta <= 10, "controller.kl_beta", self.kl_beta, "0..10")
         _check(self.std_floor > 0, "controller.std_floor", self.std_floor, "> 0")
         _check(-5 <= self.init_log_std <= 2, "controller.init_log_std", self.init_log_std, "-5..2")
-        _check(self.update_epochs >= 1, "controller.update_epochs", self.update_epochs, ">= 1")
+        _check(1 <= self.update_epochs <= 100, "controller.update_epochs", self.update_epochs, "1..100")
         _check(self.ref_update_interval >= 1, "controller.ref_update_interval", self.ref_update_interval, ">= 1")
         _check(self.applied in ("best", "mean"), "controller.applied", self.applied, "'best' or 'mean'")
         _check(self.timeout_s > 0, "controller.timeout_s", self.timeout_s, "> 0")
+
+
+@dataclass
+class BaselineConfig:
+    dro_step_size: float = _field(
+        2.0, "dro: step size eta of the exponentiated-gradient update q[lang] *= exp(eta * dev_loss[lang]).")
+    dro_loss: str = _field("ce_loss", "dro: per-language dev loss that drives the update: ce_loss or kd_loss.")
+    temperature_tau: float = _field(
+        5.0, "temperature: each language's share of the KD term becomes share^(1/tau), normalised; 1 is uniform KD.")
+
+    def __post_init__(self) -> None:
+        _check(0 < self.dro_step_size <= 10 and math.isfinite(self.dro_step_size), "baselines.dro_step_size",
+               self.dro_step_size, "0 < x <= 10")
+        _check(self.dro_loss in ("ce_loss", "kd_loss"), "baselines.dro_loss", self.dro_loss, "'ce_loss' or 'kd_loss'")
+        _check(1 <= self.temperature_tau <= 100 and math.isfinite(self.temperature_tau), "baselines.temperature_tau",
+               self.temperature_tau, "1..100")
 
 
 @dataclass
@@ -201,34 +229,92 @@ class ScalingConfig:
     use_gpu: bool = _field(False, "Give each worker a GPU.")
     cpus_per_worker: float = _field(1.0, "CPUs reserved per worker.")
     torch_threads: int | None = _field(None, "torch intra-op threads per worker; null uses cpus_per_worker.")
+    max_failures: int = _field(
+        0, "Times a failed worker group restarts from the latest checkpoint (Ray Train FailureConfig); 0 fails at once.")
 
     def __post_init__(self) -> None:
         _check(self.num_workers >= 1, "scaling.num_workers", self.num_workers, ">= 1")
         _check(self.cpus_per_worker > 0, "scaling.cpus_per_worker", self.cpus_per_worker, "> 0")
         if self.torch_threads is not None:
             _check(self.torch_threads >= 1, "scaling.torch_threads", self.torch_threads, ">= 1 or null")
+        _check(0 <= self.max_failures <= 100, "scaling.max_failures", self.max_failures, "0..100")
 
     @property
     def threads_per_worker(self) -> int:
         return self.torch_threads or max(1, int(self.cpus_per_worker))
 
 
+SEARCH_KINDS = ("grid", "choice", "uniform", "loguniform", "randint")
+
+
+@dataclass
+class SweepConfig:
+    method: str = _field("rl", "Method every trial trains (rl, or a baseline to sweep its own settings).")
+    search_space: dict[str, dict[str, list]] = _field(
+        {}, "Field to sample per trial, as {dotted.field: {grid|choice: [values]} or {uniform|loguniform|randint: "
+            "[low, high]}}; empty with empty trials sweeps controller.reward_design over every design.")
+    trials: list[dict[str, Any]] = _field(
+        [], "Explicit trials, each a mapping {dotted.field: value}; crossed with search_space.")
+    num_samples: int = _field(1, "Samples of the search space (grid values are crossed with each sample).")
+    metric: str = _field("macro_f1/worst", "Dev metric that the scheduler and the ranking use, from the workers' reports.")
+    mode: str = _field("max", "'max' or 'min' for the metric.")
+    max_concurrent_trials: int | None = _field(
+        None, "Trials that run at once; null fits as many as the cluster's CPUs hold, so no trial waits on another's workers.")
+    grace_period: int = _field(2, "ASHA: reports (decision points) a trial runs before it can be stopped.")
+    reduction_factor: float = _field(2.0, "ASHA: reduction factor between rungs.")
+
+    def __post_init__(self) -> None:
+        _check(self.method in METHODS and self.method != "none", "sweep.method", self.method,
+               ", ".join(method for method in METHODS if method != "none"))
+        _check(isinstance(self.search_space, dict), "sweep.search_space", self.search_space, "a mapping")
+        known = {name for name, _, _ in describe_fields(RunConfig) if not name.startswith("sweep.")}
+        for name, spec in self.search_space.items():
+            _check(name in known, f"sweep.search_space.{name}", name, "a config field such as controller.group_size")
+            _check(isinstance(spec, dict) and len(spec) == 1 and next(iter(spec)) in SEARCH_KINDS,
+                   f"sweep.search_space.{name}", spec, "one of {kind: values} with kind in " + ", ".join(SEARCH_KINDS))
+            kind, values = next(iter(spec.items()))
+            _check(isinstance(values, list) and len(values) >= 1, f"sweep.search_space.{name}.{kind}", values,
+                   "a non-empty list")
+            if kind in ("uniform", "loguniform", "randint"):
+                _check(len(values) == 2 and all(isinstance(v, (int, float)) for v in values) and values[0] < values[1],
+                       f"sweep.search_space.{name}.{kind}", values, "[low, high] with low < high")
+            if kind == "loguniform":
+                _check(values[0] > 0, f"sweep.search_space.{name}.{kind}", values, "low > 0")
+        _check(isinstance(self.trials, list), "sweep.trials", self.trials, "a list of mappings")
+        for index, trial in enumerate(self.trials):
+            _check(isinstance(trial, dict) and trial, f"sweep.trials[{index}]", trial, "a non-empty mapping")
+            for name in trial:
+                _check(name in known, f"sweep.trials[{index}].{name}", name, "a config field such as controller.group_size")
+        _check(1 <= self.num_samples <= 10000, "sweep.num_samples", self.num_samples, "1..10000")
+        _check(isinstance(self.metric, str) and "/" in self.metric, "sweep.metric", self.metric,
+               "a reported metric such as macro_f1/worst or macro_f1/all")
+        _check(self.mode in ("max", "min"), "sweep.mode", self.mode, "'max' or 'min'")
+        if self.max_concurrent_trials is not None:
+            _check(self.max_concurrent_trials >= 1, "sweep.max_concurrent_trials", self.max_concurrent_trials, ">= 1 or null")
+        _check(self.grace_period >= 1, "sweep.grace_period", self.grace_period, ">= 1")
+        _check(self.reduction_factor > 1, "sweep.reduction_factor", self.reduction_factor, "> 1")
+
+
 @dataclass
 class RunConfig:
-    methods: list[str] = _field(["none", "kd", "rl"], "Methods to train and compare: none, kd, rl.")
+    methods: list[str] = _field(list(METHODS), "Methods to train and compare: " + ", ".join(METHODS) + ".")
     seed: int = _field(0, "Seed of model initialisation and batch order; the same for every method.")
+    seeds: int = _field(1, "Train every student with seeds seed, seed+1, ...; the report gives mean and std.")
     data: DataConfig = field(default_factory=DataConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     student: StudentConfig = field(default_factory=StudentConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
     controller: ControllerConfig = field(default_factory=ControllerConfig)
+    baselines: BaselineConfig = field(default_factory=BaselineConfig)
     scaling: ScalingConfig = field(default_factory=ScalingConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
 
     def __post_init__(self) -> None:
         _check(len(self.methods) > 0, "methods", self.methods, "a non-empty list")
         for method in self.methods:
             _check(method in METHODS, "methods", method, ", ".join(METHODS))
         _check(len(set(self.methods)) == len(self.methods), "methods", self.methods, "no repeats")
+        _check(1 <= self.seeds <= 100, "seeds", self.seeds, "1..100")
         _check(not (self.distill.loss == "hidden_alignment" and self.student.tokenizer == "corpus"),
                "student.tokenizer", self.student.tokenizer,
                "'teacher' with distill.loss=hidden_alignment, which compares hidden states token by token")

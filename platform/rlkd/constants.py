@@ -14,5 +14,6 @@ LABELS: tuple[str, ...] = ("negative", "neutral", "positive")
 # Per-language token proportion columns of the prepared tables.
 PROPORTION_COLUMNS: tuple[str, ...] = tuple(f"p_{lang}" for lang in LANGS)
 
-# Students that `rlkd compare` can train: CE only, uniform KD, RL-weighted KD.
-METHODS: tuple[str, ...] = ("none", "kd", "rl")
+# Students that `rlkd compare` can train: CE only, uniform KD, Group-DRO weights,
+# temperature-scaled data-share weights, and RL-weighted KD.
+METHODS: tuple[str, ...] = ("none", "kd", "dro", "temperature", "rl")

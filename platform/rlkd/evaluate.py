@@ -18,7 +18,7 @@ from rlkd.constants import LANGS
 from rlkd.scores import SCOPES, confusion_by_language, scores_by_scope, worst_language_f1
 from rlkd.train.encoding import EncodedSplit
 
-RESULT_COLUMNS = ["method", "lang", "n", "accuracy", "macro_f1"]
+RESULT_COLUMNS = ["method", "seed", "lang", "n", "accuracy", "macro_f1"]
 
 
 def score_logits(split: EncodedSplit, logits: np.ndarray) -> dict[str, dict[str, float]]:
@@ -27,9 +27,9 @@ def score_logits(split: EncodedSplit, logits: np.ndarray) -> dict[str, dict[str,
     return scores_by_scope(confusion)
 
 
-def results_rows(method: str, scores: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
+def results_rows(method: str, seed: int, scores: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
     return [
-        {"method": method, "lang": scope, "n": scores[scope]["n"],
+        {"method": method, "seed": seed, "lang": scope, "n": scores[scope]["n"],
          "accuracy": scores[scope]["accuracy"], "macro_f1": scores[scope]["macro_f1"]}
         for scope in SCOPES
     ]
@@ -43,10 +43,11 @@ class MethodSummary:
     wall_seconds: float
     history: list[dict[str, Any]] = field(default_factory=list)
     notes: str = ""
+    seed: int = 0
 
 
 def write_results_csv(summaries: list[MethodSummary], path: Path) -> pd.DataFrame:
-    rows = [row for summary in summaries for row in results_rows(summary.method, summary.scores)]
+    rows = [row for summary in summaries for row in results_rows(summary.method, summary.seed, summary.scores)]
     frame = pd.DataFrame(rows, columns=RESULT_COLUMNS)
     _write_atomic(path, frame.to_csv(index=False, float_format="%.4f"))
     return frame
@@ -54,6 +55,22 @@ def write_results_csv(summaries: list[MethodSummary], path: Path) -> pd.DataFram
 
 def _format(value: float) -> str:
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
+
+
+def _format_spread(values: list[float]) -> str:
+    """One seed: the value; several: mean ± sample std (NaN seeds left out)."""
+    finite = [value for value in values if value is not None and not math.isnan(value)]
+    if len(values) == 1 or not finite:
+        return _format(values[0] if len(values) == 1 else math.nan)
+    std = float(np.std(finite, ddof=1)) if len(finite) > 1 else math.nan
+    return f"{np.mean(finite):.3f} ± {_format(std)}"
+
+
+def group_by_method(summaries: list[MethodSummary]) -> dict[str, list[MethodSummary]]:
+    groups: dict[str, list[MethodSummary]] = {}
+    for summary in summaries:
+        groups.setdefault(summary.method, []).append(summary)
+    return groups
 
 
 def weight_change(history: list[dict[str, Any]], initial: list[float]) -> tuple[list[float], float]:
@@ -70,33 +87,44 @@ def render_report(summaries: list[MethodSummary], *, kd_weight_init: list[float]
     lines.append("Test set: " + ", ".join(f"{lang} {count}" for lang, count in test_sizes.items()) + " tweets "
                  "(dominant language of each tweet).")
     lines.append("")
-    lines.append("## Macro-F1 per language (test)")
+    groups = group_by_method(summaries)
+    seeds = max(len(group) for group in groups.values())
+    title = "Macro-F1 per language (test)"
+    lines.append(f"## {title}" if seeds == 1 else f"## {title}, mean ± std over {seeds} seeds")
     lines.append("")
-    lines.append("| method | all | " + " | ".join(LANGS) + " | worst language | accuracy (all) |")
-    lines.append("| --- | --- | " + " | ".join("---" for _ in LANGS) + " | --- | --- |")
-    for summary in summaries:
-        scores = summary.scores
-        cells = [_format(scores["all"]["macro_f1"])] + [_format(scores[lang]["macro_f1"]) for lang in LANGS]
-        cells += [_format(worst_language_f1(scores)), _format(scores["all"]["accuracy"])]
-        lines.append(f"| {summary.method} | " + " | ".join(cells) + " |")
+    lines.append("| method | seeds | all | " + " | ".join(LANGS) + " | worst language | accuracy (all) |")
+    lines.append("| --- | --- | --- | " + " | ".join("---" for _ in LANGS) + " | --- | --- |")
+    for method, group in groups.items():
+        def column(read):
+            return _format_spread([read(summary.scores) for summary in group])
+
+        cells = [str(len(group)), column(lambda scores: scores["all"]["macro_f1"])]
+        cells += [column(lambda scores, lang=lang: scores[lang]["macro_f1"]) for lang in LANGS]
+        cells += [column(worst_language_f1), column(lambda scores: scores["all"]["accuracy"])]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
     lines.append("")
 
     lines.append("## Cost")
     lines.append("")
-    lines.append("| method | parameters | wall time (s) | notes |")
-    lines.append("| --- | --- | --- | --- |")
+    lines.append("| method | seed | parameters | wall time (s) | notes |")
+    lines.append("| --- | --- | --- | --- | --- |")
     for summary in summaries:
-        lines.append(f"| {summary.method} | {summary.num_parameters:,} | {summary.wall_seconds:.0f} | {summary.notes} |")
+        lines.append(f"| {summary.method} | {summary.seed} | {summary.num_parameters:,} | {summary.wall_seconds:.0f} "
+                     f"| {summary.notes} |")
     lines.append("")
 
-    rl = next((summary for summary in summaries if summary.method == "rl"), None)
-    if rl is not None:
-        final, change = weight_change(rl.history, kd_weight_init)
-        lines.append("## Controller")
+    weighted = [summary for summary in summaries if summary.method in ("dro", "temperature", "rl")]
+    if weighted:
+        lines.append("## Final KD weights")
         lines.append("")
-        lines.append("Final kd_weight: " + ", ".join(f"{lang} {value:.3f}" for lang, value in zip(LANGS, final))
-                     + " (initial: " + ", ".join(f"{value:.3f}" for value in kd_weight_init)
-                     + f"; L1 change {change:.3f}).")
+        lines.append("Initial kd_weight: " + ", ".join(f"{value:.3f}" for value in kd_weight_init)
+                     + " (en, es, hi); temperature and dro set their own.")
+        lines.append("")
+        lines.append("| method | seed | " + " | ".join(LANGS) + " |")
+        lines.append("| --- | --- | " + " | ".join("---" for _ in LANGS) + " |")
+        for summary in weighted:
+            final, _ = weight_change(summary.history, kd_weight_init)
+            lines.append(f"| {summary.method} | {summary.seed} | " + " | ".join(f"{value:.3f}" for value in final) + " |")
         lines.append("")
 
     lines.append("## Settings")
@@ -109,19 +137,21 @@ def render_report(summaries: list[MethodSummary], *, kd_weight_init: list[float]
 
 def plot_kd_weights(summaries: list[MethodSummary], path: Path) -> None:
     figure, axes = plt.subplots(figsize=(7, 4))
-    for summary in summaries:
-        if not summary.history or summary.method in ("teacher", "none"):
+    first_seed = [group[0] for group in group_by_method(summaries).values()]
+    for summary in first_seed:
+        if not summary.history or summary.method in ("teacher", "none", "kd"):
             continue
         # A record at step s carries the weights applied during the interval that ends at s,
         # so each value is drawn back to the previous record ("pre" steps), starting at step 0.
         steps = [0] + [record["step"] for record in summary.history]
         weights = np.asarray([summary.history[0]["kd_weight"]] + [record["kd_weight"] for record in summary.history])
-        style = "-" if summary.method == "rl" else "--"
+        style = {"rl": "-", "dro": "--"}.get(summary.method, ":")
         for index, lang in enumerate(LANGS):
-            axes.step(steps, weights[:, index], where="pre", linestyle=style, label=f"{summary.method} {lang}")
+            axes.step(steps, weights[:, index], where="pre", linestyle=style, color=f"C{index}",
+                      label=f"{summary.method} {lang}")
     axes.set_xlabel("training step")
     axes.set_ylabel("kd_weight applied")
-    axes.set_title("Per-language KD weights during training")
+    axes.set_title("Per-language KD weights during training" + (" (first seed)" if len(first_seed) < len(summaries) else ""))
     axes.legend(fontsize=8, ncol=2)
     figure.tight_layout()
     _save_figure(figure, path)
@@ -129,12 +159,14 @@ def plot_kd_weights(summaries: list[MethodSummary], path: Path) -> None:
 
 def plot_f1_by_language(summaries: list[MethodSummary], path: Path) -> None:
     figure, axes = plt.subplots(figsize=(7, 4))
-    width = 0.8 / max(1, len(summaries))
+    groups = group_by_method(summaries)
+    width = 0.8 / max(1, len(groups))
     positions = np.arange(len(SCOPES))
-    for offset, summary in enumerate(summaries):
-        values = [summary.scores[scope]["macro_f1"] for scope in SCOPES]
-        axes.bar(positions + offset * width, values, width, label=summary.method)
-    axes.set_xticks(positions + width * (len(summaries) - 1) / 2, SCOPES)
+    for offset, (method, group) in enumerate(groups.items()):
+        values = np.asarray([[summary.scores[scope]["macro_f1"] for scope in SCOPES] for summary in group])
+        errors = values.std(axis=0, ddof=1) if len(group) > 1 else None
+        axes.bar(positions + offset * width, values.mean(axis=0), width, yerr=errors, capsize=2, label=method)
+    axes.set_xticks(positions + width * (len(groups) - 1) / 2, SCOPES)
     axes.set_ylabel("test macro-F1")
     axes.set_ylim(0, 1)
     axes.set_title("Macro-F1 by dominant language")

@@ -26,7 +26,7 @@ from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
 from rlkd.config import ControllerConfig
 from rlkd.control.grpo import ADVANTAGES, OLD_LOGP, REF_LOGP, GRPOLearner, group_advantages
 from rlkd.control.policy import ACTIONS, OBS, WeightPolicy, encode_state, policy_spec, weights_from_logits
-from rlkd.control.rewards import get_reward_design
+from rlkd.control.rewards import RewardSettings, get_reward_design
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +44,15 @@ class Decision:
     excluded: list[int] = field(default_factory=list)
     applied: list[float] = field(default_factory=list)
     learner: dict[str, float] = field(default_factory=dict)
+    summary: dict[str, float] = field(default_factory=dict)  # what the per-decision log line shows
+
+
+def weight_entropy(kd_weight: list[float]) -> float:
+    """Entropy in nats of kd_weight / sum(kd_weight): log(L) for uniform weights, 0 when one language takes all."""
+    shares = np.asarray(kd_weight, dtype=np.float64)
+    shares = shares / shares.sum()
+    shares = shares[shares > 0]
+    return float(-(shares * np.log(shares)).sum())
 
 
 class WeightController:
@@ -51,7 +60,9 @@ class WeightController:
         self.config = config
         self.reward_design = get_reward_design(config.reward_design)
         self.rng = np.random.default_rng(seed)
-        torch.manual_seed(seed)
+        torch.manual_seed(seed)  # policy initialisation
+        # Sampling draws from a private generator, so a checkpoint can hold and restore it exactly.
+        self.generator = torch.Generator().manual_seed(seed)
 
         algorithm_config = (
             AlgorithmConfig()
@@ -65,6 +76,7 @@ class WeightController:
         self.kd_weight_init = list(kd_weight_init)
         self.decisions: dict[int, Decision] = {}
         self.updates = 0
+        self.zero_spread_groups = 0
 
     @property
     def policy(self) -> WeightPolicy:
@@ -79,7 +91,8 @@ class WeightController:
         with torch.no_grad():
             outputs = self.policy.forward_inference({OBS: torch.from_numpy(observation)[None]})
             distribution = self.policy.distribution(outputs)
-            logits = distribution.sample((self.config.group_size,))[:, 0, :]
+            noise = torch.randn((self.config.group_size, *distribution.mean.shape[1:]), generator=self.generator)
+            logits = distribution.mean[0] + distribution.stddev[0] * noise
             old_logp = distribution.log_prob(logits[:, None, :]).sum(dim=-1)[:, 0]
 
         candidates = weights_from_logits(logits.numpy().astype(np.float64))
@@ -100,7 +113,8 @@ class WeightController:
         if decision.applied:
             return decision.applied
 
-        rewards = [self.reward_design(outcome["before"], after, self.config.reward_f1) for after in outcome["after"]]
+        settings = self._reward_settings(outcome)
+        rewards = [float(self.reward_design(outcome["before"], after, settings)) for after in outcome["after"]]
         decision.rewards = rewards
         kept = [index for index, reward in enumerate(rewards) if math.isfinite(reward)]
         decision.excluded = [index for index in range(len(rewards)) if index not in kept]
@@ -111,9 +125,57 @@ class WeightController:
         if len(kept) >= 2:
             decision.learner = self._learn(decision, kept)
         decision.applied = self._choose(decision, kept)
-        logger.info("decision %d: rewards %s, applied kd_weight %s", decision_id,
-                    np.round(rewards, 4).tolist(), np.round(decision.applied, 3).tolist())
+        decision.summary = self._summarise(decision, kept)
+        logger.info(
+            "decision %d: reward mean %.4g std %.3g (zero-spread groups %.0f%%), KL to reference %.3g, "
+            "clip fraction %.2f, weight entropy %.3f, applied kd_weight %s", decision_id,
+            decision.summary["reward_mean"], decision.summary["reward_std"], 100 * decision.summary["zero_spread_share"],
+            decision.summary["kl_to_reference"], decision.summary["clip_fraction"], decision.summary["weight_entropy"],
+            np.round(decision.applied, 3).tolist(),
+        )
         return decision.applied
+
+    def _reward_settings(self, outcome: dict[str, Any]) -> RewardSettings:
+        """Read the scored metric and the compute spent per candidate from the workers' outcome."""
+        metric = outcome.get("metric") or self.config.reward_f1
+        cost_examples = float(outcome.get("cost_examples", 0.0)) + float(outcome.get("teacher_forwards", 0.0))
+        return RewardSettings(metric, self.config.balanced_lambda, self.config.cost_coefficient, cost_examples / 1000)
+
+    def _summarise(self, decision: Decision, kept: list[int]) -> dict[str, float]:
+        rewards = np.asarray([decision.rewards[index] for index in kept], dtype=np.float64)
+        zero_spread = rewards.size < 2 or float(rewards.max() - rewards.min()) == 0.0
+        self.zero_spread_groups += int(zero_spread)
+        return {
+            "reward_mean": float(rewards.mean()) if rewards.size else math.nan,
+            "reward_std": float(rewards.std()) if rewards.size else math.nan,
+            "zero_spread": float(zero_spread),
+            "zero_spread_share": self.zero_spread_groups / max(1, len(self.decisions)),
+            "kl_to_reference": decision.learner.get("kl_to_reference", math.nan),
+            "clip_fraction": decision.learner.get("clip_fraction", math.nan),
+            "weight_entropy": weight_entropy(decision.applied),
+            "excluded": float(len(decision.excluded)),
+        }
+
+    def get_state(self) -> dict[str, Any]:
+        """Everything a resumed run needs: policy, learner (with its optimiser), reference, counters, history."""
+        return {
+            "learner": self.learner.get_state(),
+            "reference": {name: tensor.clone() for name, tensor in self.reference.state_dict().items()},
+            "decisions": {decision_id: asdict(decision) for decision_id, decision in self.decisions.items()},
+            "updates": self.updates,
+            "zero_spread_groups": self.zero_spread_groups,
+            "rng": self.rng.bit_generator.state,
+            "generator": self.generator.get_state(),
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.learner.set_state(state["learner"])
+        self.reference.load_state_dict(state["reference"])
+        self.decisions = {int(decision_id): Decision(**record) for decision_id, record in state["decisions"].items()}
+        self.updates = int(state["updates"])
+        self.zero_spread_groups = int(state["zero_spread_groups"])
+        self.rng.bit_generator.state = state["rng"]
+        self.generator.set_state(state["generator"])
 
     def _learn(self, decision: Decision, kept: list[int]) -> dict[str, float]:
         rewards = np.asarray([decision.rewards[index] for index in kept])
@@ -179,6 +241,7 @@ class ControllerActor:
     def __init__(self, config: ControllerConfig, kd_weight_init: list[float], seed: int):
         logging.basicConfig(level=logging.INFO)
         self.controller = WeightController(config, kd_weight_init, seed)
+        self.restores = 0
 
     def propose(self, decision_id: int, state: dict[str, Any]) -> list[list[float]]:
         return self.controller.propose(decision_id, state)
@@ -188,6 +251,18 @@ class ControllerActor:
 
     def history(self) -> list[dict[str, Any]]:
         return self.controller.history()
+
+    def get_state(self) -> dict[str, Any]:
+        return self.controller.get_state()
+
+    def set_state(self, state: dict[str, Any]) -> bool:
+        self.controller.set_state(state)
+        self.restores += 1
+        logger.warning("controller restored from a checkpoint with %d decisions", len(self.controller.decisions))
+        return True
+
+    def restore_count(self) -> int:
+        return self.restores
 
 
 def start_controller(name: str, config: ControllerConfig, kd_weight_init: list[float], seed: int):

@@ -25,11 +25,13 @@ import torch
 import torch.distributed as dist
 from transformers import get_linear_schedule_with_warmup
 
+from rlkd.baselines import GroupDRO
 from rlkd.constants import LANGS
 from rlkd.models import build_student, load_classifier
 from rlkd.train.alignment import HIDDEN_ALIGNMENT, AlignedStudent
 from rlkd.train.encoding import EncodedSplit, collate, length_bucketed_batches
 from rlkd.train.evaluation import all_reduce_counts, count_predictions, metrics_from_counts
+from rlkd.train.lookahead import LookaheadEstimator
 from rlkd.train.probes import Prober, choose_probe_data
 from rlkd.train.step import LossSettings, build_optimizer, training_step
 
@@ -37,13 +39,16 @@ logger = logging.getLogger(__name__)
 
 WARMUP_SHARE = 0.06
 HISTORY_FILE = "history.json"
+TRAIN_STATE_FILE = "train_state.pt"
+WORST_MACRO_F1 = "macro_f1/worst"  # reported at every decision point; the default sweep metric
+CONTROLLER_STATE_FILE = "controller_state.pt"
 
 
 @dataclass
 class LoopSettings:
     """Everything a worker needs, as plain data that pickles into `train_loop_config`."""
 
-    method: str  # "teacher", "none", "kd" or "rl"
+    method: str  # "teacher" or one of METHODS
     model_source: str | None  # directory or hub id of a pretrained model; None builds a student
     student_config: dict[str, Any] | None  # BertConfig kwargs when model_source is None
     seed: int
@@ -63,6 +68,12 @@ class LoopSettings:
     reward_examples: int = 0
     teacher_source: str | None = None  # fine-tuned teacher, run online by hidden-state alignment only
     layer_map: list[tuple[int, int]] | None = None
+    dro_step_size: float | None = None  # set for the `dro` method only
+    estimator: str = "probe"  # how the controller's candidates are scored: probe or lookahead
+    # Fault injection for tests: raise once at this step, unless the marker file exists (then create it).
+    inject_failure_at_step: int | None = None
+    inject_failure_marker: str | None = None
+    dro_loss: str = "ce_loss"
 
 
 def steps_per_epoch(num_examples: int, world_size: int, batch_size: int) -> int:
@@ -105,16 +116,20 @@ def _build_model(settings: LoopSettings) -> torch.nn.Module:
 
 
 class _Decisions:
-    """Source of the KD weights: a fixed vector, or the controller actor."""
+    """Source of the KD weights: a fixed vector, the Group DRO rule, or the controller actor."""
 
-    def __init__(self, settings: LoopSettings, prober: Prober | None):
+    def __init__(self, settings: LoopSettings, prober: Prober | LookaheadEstimator | None):
         self.settings = settings
         self.prober = prober
         self.controller = ray.get_actor(settings.controller_name) if settings.controller_name else None
+        self.dro = GroupDRO(settings.dro_step_size) if settings.dro_step_size else None
         self.seconds = 0.0
 
     def decide(self, decision_id: int, metrics: dict[str, float], progress: float,
                kd_weight: list[float]) -> list[float]:
+        if self.dro is not None:
+            # Every rank holds the same all-reduced metrics, so every rank computes the same weights.
+            return self.dro.update([metrics[f"{self.settings.dro_loss}/{lang}"] for lang in LANGS])
         if self.controller is None:
             return kd_weight
         started = time.perf_counter()
@@ -124,17 +139,57 @@ class _Decisions:
         state = {"metrics": metrics, "progress": progress, "kd_weight": kd_weight}
         candidates = ray.get(self.controller.propose.remote(decision_id, ray.put(state)), timeout=timeout)
 
+        if isinstance(self.prober, LookaheadEstimator):
+            outcome = self.prober.outcome(candidates)
+        else:
+            outcome = self._probe(decision_id, candidates)
+        applied = ray.get(self.controller.update.remote(decision_id, ray.put(outcome)), timeout=timeout)
+        self.seconds += time.perf_counter() - started
+        return list(applied)
+
+
+    def _probe(self, decision_id: int, candidates: list[list[float]]) -> dict[str, Any]:
+        """Each rank probes its share of the group; every rank ends with all results."""
         rank, world_size = _rank_and_world()
         mine = list(range(rank, len(candidates), world_size))
         before = self.prober.score(self.prober.model)
         after = self.prober.run([candidates[i] for i in mine], seed=self.settings.seed + decision_id)
         gathered = _all_gather_objects({index: result for index, result in zip(mine, after)})
-        probe_metrics = [merged for merged in _merge(gathered, len(candidates))]
+        probe_examples = self.settings.probe_steps * self.settings.batch_size
+        return {
+            "before": before,
+            "after": _merge(gathered, len(candidates)),
+            "probe_steps": self.settings.probe_steps,
+            "cost_examples": probe_examples + len(self.prober.data.reward_indices),
+            "teacher_forwards": probe_examples if self.settings.loss.loss_name == HIDDEN_ALIGNMENT else 0,
+        }
 
-        outcome = {"before": before, "after": probe_metrics, "probe_steps": self.settings.probe_steps}
-        applied = ray.get(self.controller.update.remote(decision_id, ray.put(outcome)), timeout=timeout)
-        self.seconds += time.perf_counter() - started
-        return list(applied)
+
+    def get_state(self) -> dict[str, Any]:
+        """The decision source's state for a checkpoint: Group DRO's q, and the controller actor's full state."""
+        state: dict[str, Any] = {"seconds": self.seconds}
+        if self.dro is not None:
+            state["dro_log_q"] = self.dro.log_q.copy()
+        return state
+
+    def controller_state(self) -> dict[str, Any] | None:
+        if self.controller is None:
+            return None
+        return ray.get(self.controller.get_state.remote(), timeout=self.settings.controller_timeout_s)
+
+    def set_state(self, state: dict[str, Any], controller_state: dict[str, Any] | None, *, push: bool) -> None:
+        self.seconds = state.get("seconds", 0.0)
+        if self.dro is not None and "dro_log_q" in state:
+            self.dro.log_q = np.asarray(state["dro_log_q"])
+        if push and self.controller is not None and controller_state is not None:
+            ray.get(self.controller.set_state.remote(controller_state), timeout=self.settings.controller_timeout_s)
+
+
+def _worst_language(metrics: dict[str, float]) -> float:
+    """Lowest dev macro-F1 over the languages that have dev examples; NaN when none has."""
+    values = [metrics.get(f"macro_f1/{lang}", math.nan) for lang in LANGS]
+    values = [value for value in values if not math.isnan(value)]
+    return min(values) if values else math.nan
 
 
 def _merge(gathered: list[dict[int, dict]], size: int) -> list[dict]:
@@ -167,6 +222,51 @@ def _student_of(model: torch.nn.Module) -> torch.nn.Module:
     return model.student if isinstance(model, AlignedStudent) else model
 
 
+def _save_checkpoint(directory: str, model, optimizer, scheduler, step: int, kd_weight: list[float],
+                     history: list[dict[str, Any]], decisions: _Decisions, final: bool) -> None:
+    """Write everything a resumed run needs; the final checkpoint also holds the Hugging Face student."""
+    torch.save({
+        "step": step,
+        "model": _unwrap(model).state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "kd_weight": list(kd_weight),
+        "history": history,
+        "decisions": decisions.get_state(),
+    }, Path(directory, TRAIN_STATE_FILE))
+    controller_state = decisions.controller_state()
+    if controller_state is not None:
+        torch.save(controller_state, Path(directory, CONTROLLER_STATE_FILE))
+    Path(directory, HISTORY_FILE).write_text(json.dumps(history, allow_nan=True))
+    if final:
+        _student_of(model).save_pretrained(directory)
+
+
+def load_train_state(directory: str | Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Read a checkpoint's training and controller state; a truncated or corrupt file fails naming the file."""
+    states = []
+    for name in (TRAIN_STATE_FILE, CONTROLLER_STATE_FILE):
+        path = Path(directory, name)
+        if name == CONTROLLER_STATE_FILE and not path.exists():
+            states.append(None)
+            continue
+        try:
+            states.append(torch.load(path, map_location="cpu", weights_only=False))
+        except Exception as error:  # torch raises several types for truncated or foreign files
+            raise RuntimeError(f"cannot load checkpoint file {path}: {error}") from error
+    return states[0], states[1]
+
+
+def _maybe_inject_failure(settings: LoopSettings, step: int, rank: int) -> None:
+    if settings.inject_failure_at_step != step or rank != 0 or not settings.inject_failure_marker:
+        return
+    marker = Path(settings.inject_failure_marker)
+    if marker.exists():
+        return
+    marker.touch()
+    raise RuntimeError(f"injected failure at step {step}")
+
+
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     """Train one model on this rank's shard; report dev metrics every `decision_interval` steps."""
     settings: LoopSettings = loop_config["settings"]
@@ -191,22 +291,47 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     if settings.controller_name:
         probe_data = choose_probe_data(train, dev, probe_steps=settings.probe_steps, batch_size=settings.batch_size,
                                        reward_examples=settings.reward_examples, seed=settings.seed)
-        prober = Prober(_unwrap(model), optimizer, probe_data, train, dev, settings.loss, settings.pad_token_id)
+        if settings.estimator == "lookahead":
+            prober = LookaheadEstimator(_unwrap(model), optimizer, probe_data, train, dev, settings.loss,
+                                        settings.pad_token_id, settings.probe_steps)
+        else:
+            prober = Prober(_unwrap(model), optimizer, probe_data, train, dev, settings.loss, settings.pad_token_id)
     decisions = _Decisions(settings, prober)
 
     kd_weight = list(settings.kd_weight_init)
     history: list[dict[str, Any]] = []
+    start_step = 0
+
+    # Resume: model, optimiser, schedule, weights, history and decision state of the latest checkpoint.
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as directory:
+            train_state, controller_state = load_train_state(directory)
+        _unwrap(model).load_state_dict(train_state["model"])
+        optimizer.load_state_dict(train_state["optimizer"])
+        scheduler.load_state_dict(train_state["scheduler"])
+        start_step = int(train_state["step"])
+        kd_weight = list(train_state["kd_weight"])
+        history = list(train_state["history"])
+        decisions.set_state(train_state["decisions"], controller_state, push=rank == 0)
+        logger.warning("rank %d: resumed %s training from the checkpoint of step %d", rank, settings.method, start_step)
+
     lengths = np.asarray([len(ids) for ids in train.input_ids])
     batches = _rank_batches(lengths, settings, rank, world_size)
+    for _ in range(start_step):
+        next(batches)
     started = time.perf_counter()
     train_seconds = 0.0
     examples_seen = 0
 
     # One bar for the run, drawn by the driver; the other ranks take the same steps.
     progress_bar = ray_tqdm(total=steps, desc=f"{settings.method} training", unit="step") if rank == 0 else None
+    if progress_bar is not None and start_step:
+        progress_bar.update(start_step)
 
     model.train()
-    for step in range(1, steps + 1):
+    for step in range(start_step + 1, steps + 1):
+        _maybe_inject_failure(settings, step, rank)
         step_started = time.perf_counter()
         batch = collate(train, next(batches), settings.pad_token_id)
         loss = training_step(model, optimizer, batch, torch.tensor(kd_weight), settings.loss, scheduler)
@@ -234,24 +359,22 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
 
         report = {
             "step": step,
+            "total_steps": steps,
             "train_loss": float(loss.total.item()),
             "samples_per_s": examples_seen * world_size / max(train_seconds, 1e-9),
             "controller_s": decisions.seconds,
             "wall_s": time.perf_counter() - started,
             **{f"kd_weight/{lang}": value for lang, value in zip(LANGS, record["kd_weight"])},
             **metrics,
+            WORST_MACRO_F1: _worst_language(metrics),
         }
-        if step != steps:
-            ray.train.report(report)
-            continue
-
-        # The final report carries the checkpoint; only rank 0 writes it.
-        if progress_bar is not None:
+        # Every report carries a checkpoint written by rank 0; the last one also holds the student.
+        final = step == steps
+        if final and progress_bar is not None:
             progress_bar.close()
         with tempfile.TemporaryDirectory() as directory:
             checkpoint = None
             if rank == 0:
-                _student_of(model).save_pretrained(directory)
-                Path(directory, HISTORY_FILE).write_text(json.dumps(history, allow_nan=True))
+                _save_checkpoint(directory, model, optimizer, scheduler, step, kd_weight, history, decisions, final)
                 checkpoint = ray.train.Checkpoint.from_directory(directory)
             ray.train.report(report, checkpoint=checkpoint)

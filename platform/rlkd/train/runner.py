@@ -15,7 +15,7 @@ import ray.train
 from ray.train.torch import TorchTrainer
 
 from rlkd.config import ScalingConfig
-from rlkd.train.loop import HISTORY_FILE, LoopSettings, train_loop_per_worker
+from rlkd.train.loop import HISTORY_FILE, TRAIN_STATE_FILE, LoopSettings, train_loop_per_worker
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ class FitResult:
 
 
 def fit(settings: LoopSettings, splits_ref: ray.ObjectRef, scaling: ScalingConfig, *, storage_path: Path,
-        run_name: str, output_dir: Path) -> FitResult:
+        run_name: str, output_dir: Path, callbacks: list | None = None) -> FitResult:
     """Train with `settings` on the splits behind `splits_ref`; copy the final checkpoint to `output_dir`."""
     resources = {"CPU": scaling.cpus_per_worker}
     trainer = TorchTrainer(
@@ -44,7 +44,10 @@ def fit(settings: LoopSettings, splits_ref: ray.ObjectRef, scaling: ScalingConfi
         run_config=ray.train.RunConfig(
             name=run_name,
             storage_path=str(Path(storage_path).resolve()),
-            failure_config=ray.train.FailureConfig(max_failures=0),
+            # A failed worker group restarts from the latest checkpoint, up to max_failures times.
+            failure_config=ray.train.FailureConfig(max_failures=scaling.max_failures),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
+            callbacks=callbacks or [],
         ),
     )
 
@@ -61,7 +64,8 @@ def fit(settings: LoopSettings, splits_ref: ray.ObjectRef, scaling: ScalingConfi
     staging = output_dir.with_name(output_dir.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     with result.checkpoint.as_directory() as directory:
-        shutil.copytree(directory, staging)
+        # The optimiser state only matters for resuming, and stays in Ray's storage for that.
+        shutil.copytree(directory, staging, ignore=shutil.ignore_patterns(TRAIN_STATE_FILE))
     shutil.rmtree(output_dir, ignore_errors=True)
     staging.rename(output_dir)
 
