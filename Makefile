@@ -1,5 +1,6 @@
-# `make demo` runs the main job on the real corpus; `make test` runs the test suite.
-# Both create .venv first. torch is pinned to the CPU build that these machines
+# `make demo` runs the main job on the real corpus, `make sweep` the 6-trial reward sweep,
+# and `make test` the test suite.
+# All create .venv first. torch is pinned to the CPU build that these machines
 # keep on local disk; set TORCH to another requirement on other machines.
 
 PYTHON ?= python3
@@ -11,7 +12,7 @@ PYTEST_ARGS ?=
 
 export HF_HUB_OFFLINE := 1
 
-.PHONY: setup demo smoke test clean
+.PHONY: setup demo smoke sweep test clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +28,9 @@ demo: setup
 
 smoke: setup
 	$(VENV)/bin/rlkd compare --smoke-test --data $(DATA) --out outputs/smoke
+
+sweep: setup
+	$(VENV)/bin/rlkd sweep --data $(DATA) --config jobs/configs/sweep_rewards.yaml --out outputs/sweep
 
 test: setup
 	RLKD_DATA=$(DATA) $(VENV)/bin/python -m pytest $(PYTEST_ARGS)

@@ -99,3 +99,12 @@ def test_data_file_instead_of_folder(tmp_path):
     line = one_error_line(run_cli("compare", "--data", str(corpus)))
 
     assert "must be a folder, not a file" in line
+
+
+def test_more_workers_than_cpus_fails_before_work(tmp_path):
+    (tmp_path / "train.csv").write_text("text,label\nhello there,positive\n")
+
+    line = one_error_line(run_cli("compare", "--data", str(tmp_path), "--set", "scaling.num_workers=64"))
+
+    assert "scaling.num_workers" in line
+    assert "CPUs" in line

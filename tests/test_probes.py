@@ -68,3 +68,17 @@ def test_live_model_untouched(prober):
         torch.testing.assert_close(tensor, before[name])
     for state, moment in zip(prober.optimizer.state.values(), moments):
         torch.testing.assert_close(state["exp_avg"], moment)
+
+
+def test_truncated_checkpoint_names_the_file(tmp_path):
+    from rlkd.train.loop import TRAIN_STATE_FILE, load_train_state
+
+    model = BertForSequenceClassification(BertConfig(
+        vocab_size=64, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, num_labels=3,
+    ))
+    path = tmp_path / TRAIN_STATE_FILE
+    torch.save({"step": 4, "model": model.state_dict()}, path)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+    with pytest.raises(RuntimeError, match=f"cannot load checkpoint file {path}"):
+        load_train_state(tmp_path)

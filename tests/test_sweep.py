@@ -23,7 +23,7 @@ from rlkd.sweep import (
 )
 from dataclasses import asdict
 
-METRIC = "macro_f1/worst"
+METRIC = "macro_f1/worst_lang"
 SERIES = {"nan-first": [math.nan, 0.41, 0.55], "all-nan": [math.nan, math.nan, math.nan], "steady": [0.2, 0.3, 0.35]}
 
 
@@ -130,3 +130,9 @@ def test_bad_grid_value_fails_before_any_trial():
 
     with pytest.raises(ConfigError, match="controller.group_size"):
         _check_trials(asdict(config), config.sweep, [])
+
+
+def test_best_report_prefers_the_latest_on_ties():
+    reports = [{METRIC: 0.5, "step": 1}, {METRIC: 0.5, "step": 2}, {METRIC: 0.4, "step": 3}]
+
+    assert best_report(reports, METRIC, "max")["step"] == 2

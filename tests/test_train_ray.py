@@ -216,3 +216,47 @@ def test_without_retries_an_injected_failure_fails_the_run(local_ray, tmp_path):
 
     with pytest.raises(TrainingError, match="injected failure at step 2"):
         run(tmp_path, loop_settings, synthetic_split(64, 13), synthetic_split(16, 14), "no-retry")
+
+
+def test_nan_batch_is_skipped_and_counted(local_ray, tmp_path, caplog):
+    train = synthetic_split(64, 15)
+    train.teacher_logits[5] = np.nan  # one poisoned example: its batch is skipped once per epoch
+
+    result = run(tmp_path, settings("kd", epochs=2.0), train, synthetic_split(16, 16), "nan-batch")
+
+    assert result.metrics["skipped_batches"] == 2
+    assert result.history[-1]["step"] == 8
+    assert all(math.isfinite(record["kd_loss/all"]) for record in result.history)
+
+
+def test_too_many_nan_batches_stop_with_the_ids(local_ray, tmp_path):
+    train = synthetic_split(64, 17)
+    train.teacher_logits[:] = np.nan
+
+    with pytest.raises(TrainingError, match=r"max_skipped_batches=1.*example ids s17:"):
+        run(tmp_path, settings("kd", max_skipped_batches=1), train, synthetic_split(16, 18), "nan-stop")
+
+
+@pytest.mark.timeout(300)
+def test_dead_controller_restarts_from_its_snapshot(local_ray, tmp_path):
+    config = ControllerConfig(group_size=2, probe_steps=2, reward_examples=16, reward_design="macro_f1_gain")
+    name = "rlkd-controller-test-crash"
+    # The actor process exits while handling the update of decision 4, once.
+    controller = start_controller(name, config, [1.0, 1.0, 1.0], seed=0, snapshot_path=tmp_path / "controller.pt",
+                                  max_restarts=1, crash_at_decision=4, crash_marker=tmp_path / "crashed")
+    try:
+        loop_settings = settings("rl", epochs=3.0, controller_name=name, probe_steps=2, reward_examples=16,
+                                 controller_timeout_s=60.0)
+        result = run(tmp_path, loop_settings, synthetic_split(96, 7), synthetic_split(24, 8), "crash")
+        decisions = ray.get(controller.history.remote())
+        restarted = ray.get(controller.was_restarted.remote())
+    finally:
+        ray.kill(controller)
+
+    assert (tmp_path / "crashed").exists()
+    assert restarted
+    assert result.metrics["controller_gaps"] == 1
+    assert [record["step"] for record in result.history] == list(range(2, 19, 2))
+    # Decision 2 came back from the snapshot; decision 4 was lost with the process; later ones ran as usual.
+    assert [decision["decision_id"] for decision in decisions] == [2, 6, 8, 10, 12, 14, 16]
+    np.testing.assert_allclose(result.history[2]["kd_weight"], result.history[1]["kd_weight"])

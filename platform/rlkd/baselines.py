@@ -28,7 +28,7 @@ def temperature_weights(shares: np.ndarray, tau: float) -> list[float]:
     This is temperature sampling (Arivazhagan et al., 2019) moved from the
     sampler into the loss: `kd_weight[l] = target_l / s_l`. The total KD
     mass, `sum_l s_l * kd_weight[l]`, stays 1 as with uniform KD. tau = 1
-    gives uniform weights; a larger tau shifts weight to the smaller
+    gives uniform weights, and a larger tau shifts weight to the smaller
     languages. A language with no data gets weight 1, which never applies.
     """
     shares = np.asarray(shares, dtype=np.float64)
@@ -45,7 +45,7 @@ class GroupDRO:
     """Online Group DRO weights (Sagawa et al., 2020): exponentiated gradient on per-language dev loss.
 
     After each dev evaluation, `q_l <- q_l * exp(eta * loss_l)`, normalised
-    to sum to 1; the applied weights are `kd_weight = L * q`, so they
+    to sum to 1. The applied weights are `kd_weight = L * q`, so they
     average 1 over languages. A language whose loss is NaN (no dev examples)
     keeps its q. Log-space keeps the update finite over long runs.
     """

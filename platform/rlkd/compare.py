@@ -14,7 +14,7 @@ import ray
 import torch
 
 from rlkd.baselines import GroupDRO, language_shares, temperature_weights
-from rlkd.config import RunConfig
+from rlkd.config import ConfigError, RunConfig, ScalingConfig
 from rlkd.constants import LANGS, OTHER
 from rlkd.control.controller import start_controller
 from rlkd.data import DataError, prepare_splits
@@ -57,6 +57,23 @@ def ensure_ray() -> None:
     """Connect to the cluster named by RAY_ADDRESS, or start a local Ray inside this process."""
     if not ray.is_initialized():
         ray.init(logging_level=logging.WARNING)
+
+
+def check_cluster_fits(scaling: ScalingConfig) -> None:
+    """Fail before any work when the Ray cluster cannot hold the configured workers at once."""
+    resources = ray.cluster_resources()
+    needed_cpus = scaling.num_workers * scaling.cpus_per_worker
+    if needed_cpus > resources.get("CPU", 0):
+        raise ConfigError(
+            f"invalid value for scaling.num_workers: {scaling.num_workers} workers x scaling.cpus_per_worker="
+            f"{scaling.cpus_per_worker:g} need {needed_cpus:g} CPUs, but the Ray cluster has "
+            f"{resources.get('CPU', 0):g} (allowed: num_workers x cpus_per_worker <= cluster CPUs)"
+        )
+    if scaling.use_gpu and scaling.num_workers > resources.get("GPU", 0):
+        raise ConfigError(
+            f"invalid value for scaling.use_gpu: true with {scaling.num_workers} workers, but the Ray cluster has "
+            f"{resources.get('GPU', 0):g} GPUs (allowed: false, or num_workers <= cluster GPUs)"
+        )
 
 
 def _check_splits(splits: dict, data_dir: Path) -> None:
@@ -110,6 +127,7 @@ def _method_settings(config: RunConfig, method: str, seed: int, kd_weight_init: 
         dro_step_size=config.baselines.dro_step_size if method == "dro" else None,
         dro_loss=config.baselines.dro_loss,
         estimator=config.controller.estimator,
+        max_skipped_batches=distill.max_skipped_batches,
     )
 
 
@@ -136,6 +154,9 @@ class PreparedRun:
 
 def prepare_run(config: RunConfig, paths: ComparePaths, run_id: str, storage_path: Path) -> PreparedRun:
     """Read and encode the data, get the teacher (cached or fine-tuned now) and put the student's splits in Ray."""
+    ensure_ray()
+    check_cluster_fits(config.scaling)
+
     # Data: read, split and encode once, so every method trains on the same arrays.
     data = config.data
     splits = prepare_splits(paths.data_dir, paths.cache_dir / "data", dev_fraction=data.dev_fraction, seed=data.seed,
@@ -144,8 +165,6 @@ def prepare_run(config: RunConfig, paths: ComparePaths, run_id: str, storage_pat
     tokenizer = load_tokenizer(config.teacher.checkpoint or config.teacher.backbone)
     encoded = {name: encode_split(frame, tokenizer, data.max_length) for name, frame in splits.items()}
     logger.info("data: %s", ", ".join(f"{name} {len(split)}" for name, split in encoded.items()))
-
-    ensure_ray()
 
     # Teacher: fine-tuned once per config and data, then reused from the cache.
     teacher_started = time.perf_counter()
@@ -247,7 +266,9 @@ def _run_method(config: RunConfig, method: str, seed: int, kd_weight_init: list[
     if method == "rl":
         # Named per run and seed, so two runs on one cluster never share a controller.
         controller_name = f"rlkd-controller-{run_id}-{name}"
-        controller = start_controller(controller_name, config.controller, kd_weight_init, seed)
+        controller = start_controller(controller_name, config.controller, kd_weight_init, seed,
+                                      snapshot_path=storage_path / f"{run_id}-{name}-controller.pt",
+                                      max_restarts=config.controller.max_restarts)
 
     settings = _method_settings(config, method, seed, kd_weight_init, student_kwargs, pad_token_id, controller_name,
                                 teacher_source)

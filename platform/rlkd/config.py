@@ -135,6 +135,8 @@ class DistillConfig:
     eval_examples: int | None = _field(
         None, "Dev examples scored at each decision (a fixed seeded subset); null scores the whole dev split."
     )
+    max_skipped_batches: int = _field(
+        10, "Batches with a NaN or infinite loss that are skipped (and logged with their example ids) before the run stops.")
 
     def __post_init__(self) -> None:
         from rlkd.losses import LOGIT_LOSSES  # late import: losses needs torch, config does not
@@ -156,6 +158,8 @@ class DistillConfig:
         _check(self.decision_interval >= 1, "distill.decision_interval", self.decision_interval, ">= 1")
         if self.eval_examples is not None:
             _check(self.eval_examples >= 10, "distill.eval_examples", self.eval_examples, ">= 10 or null")
+        _check(0 <= self.max_skipped_batches <= 10**6, "distill.max_skipped_batches", self.max_skipped_batches,
+               "0..1000000")
 
 
 @dataclass
@@ -182,7 +186,10 @@ class ControllerConfig:
     update_epochs: int = _field(4, "Optimisation epochs per group.")
     ref_update_interval: int = _field(5, "Policy updates between two refreshes of the reference policy.")
     applied: str = _field("best", "Weighting applied until the next decision: 'best' candidate or policy 'mean'.")
-    timeout_s: float = _field(300.0, "Seconds a worker waits on the controller actor before failing.")
+    timeout_s: float = _field(
+        300.0, "Seconds a worker waits on the controller actor; past it the decision is skipped and the weights kept.")
+    max_restarts: int = _field(
+        3, "Times Ray restarts a dead controller actor, which resumes from its snapshot of the last decision.")
 
     def __post_init__(self) -> None:
         from rlkd.control.rewards import F1_METRICS, REWARD_DESIGNS
@@ -205,6 +212,7 @@ class ControllerConfig:
         _check(self.ref_update_interval >= 1, "controller.ref_update_interval", self.ref_update_interval, ">= 1")
         _check(self.applied in ("best", "mean"), "controller.applied", self.applied, "'best' or 'mean'")
         _check(self.timeout_s > 0, "controller.timeout_s", self.timeout_s, "> 0")
+        _check(0 <= self.max_restarts <= 100, "controller.max_restarts", self.max_restarts, "0..100")
 
 
 @dataclass
@@ -256,7 +264,7 @@ class SweepConfig:
     trials: list[dict[str, Any]] = _field(
         [], "Explicit trials, each a mapping {dotted.field: value}; crossed with search_space.")
     num_samples: int = _field(1, "Samples of the search space (grid values are crossed with each sample).")
-    metric: str = _field("macro_f1/worst", "Dev metric that the scheduler and the ranking use, from the workers' reports.")
+    metric: str = _field("macro_f1/worst_lang", "Dev metric that the scheduler and the ranking use, from the workers' reports.")
     mode: str = _field("max", "'max' or 'min' for the metric.")
     max_concurrent_trials: int | None = _field(
         None, "Trials that run at once; null fits as many as the cluster's CPUs hold, so no trial waits on another's workers.")
@@ -287,7 +295,7 @@ class SweepConfig:
                 _check(name in known, f"sweep.trials[{index}].{name}", name, "a config field such as controller.group_size")
         _check(1 <= self.num_samples <= 10000, "sweep.num_samples", self.num_samples, "1..10000")
         _check(isinstance(self.metric, str) and "/" in self.metric, "sweep.metric", self.metric,
-               "a reported metric such as macro_f1/worst or macro_f1/all")
+               "a reported metric such as macro_f1/worst_lang or macro_f1/all")
         _check(self.mode in ("max", "min"), "sweep.mode", self.mode, "'max' or 'min'")
         if self.max_concurrent_trials is not None:
             _check(self.max_concurrent_trials >= 1, "sweep.max_concurrent_trials", self.max_concurrent_trials, ">= 1 or null")

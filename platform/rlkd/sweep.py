@@ -8,8 +8,8 @@ same splits from the object store.
 
 A metric that comes out NaN (for example macro-F1 of a language with no dev
 example) is passed to the scheduler as the worst possible value, so ASHA
-never keeps a trial for a NaN and the ranking never puts one first; the raw
-value stays in the trial's results.
+keeps no trial for a NaN and the ranking puts a NaN last. The raw value
+stays in the trial's results.
 """
 
 from __future__ import annotations
@@ -65,12 +65,16 @@ def objective(value: Any, mode: str) -> float:
 
 
 def best_report(reports: list[dict[str, Any]], metric: str, mode: str) -> dict[str, Any] | None:
-    """The report with the best finite metric (the first one on ties); None when no report has a finite value."""
-    finite = [report for report in reports if _finite(report.get(metric))]
+    """Return the report with the best finite metric, or None when no value is finite.
+
+    On ties the latest report wins: Ray 2.60 kept the later of checkpoints
+    with equal scores in our runs, so that checkpoint is the one still on disk.
+    """
+    finite = [(index, report) for index, report in enumerate(reports) if _finite(report.get(metric))]
     if not finite:
         return None
-    pick = max if mode == "max" else min
-    return pick(finite, key=lambda report: float(report[metric]))
+    sign = 1.0 if mode == "max" else -1.0
+    return max(finite, key=lambda item: (sign * float(item[1][metric]), item[0]))[1]
 
 
 def _finite(value: Any) -> bool:
@@ -123,7 +127,7 @@ def _check_trials(base: dict[str, Any], sweep: SweepConfig, trials: list[dict[st
                 raise ConfigError(f"sweep.search_space.{name}: {error}") from None
 
 
-def _run_trial(params: dict[str, Any], *, base: dict[str, Any], trials: list[dict[str, Any]], splits_ref,
+def _run_trial(params: dict[str, Any], *, base: dict[str, Any], trials: list[dict[str, Any]], splits_ref: list,
                student_kwargs: dict, pad_token_id: int, teacher_source: str, train_split, run_id: str,
                storage_path: str, out_dir: str) -> None:
     """One Tune trial: a full distillation run of `sweep.method` with this trial's config."""
@@ -136,13 +140,16 @@ def _run_trial(params: dict[str, Any], *, base: dict[str, Any], trials: list[dic
     controller_name = controller = None
     if method == "rl":
         controller_name = f"rlkd-controller-{name}"
-        controller = start_controller(controller_name, config.controller, kd_weight_init, config.seed)
+        controller = start_controller(controller_name, config.controller, kd_weight_init, config.seed,
+                                      snapshot_path=Path(storage_path) / f"{name}-controller.pt",
+                                      max_restarts=config.controller.max_restarts)
     settings = _method_settings(config, method, config.seed, kd_weight_init, student_kwargs, pad_token_id,
                                 controller_name, teacher_source)
     try:
-        fit(settings, splits_ref, config.scaling, storage_path=Path(storage_path), run_name=name,
+        fit(settings, splits_ref[0], config.scaling, storage_path=Path(storage_path), run_name=name,
             output_dir=Path(out_dir) / "trials" / trial_id / "student",
-            callbacks=[_objective_callback(config.sweep.metric, config.sweep.mode)])
+            callbacks=[_objective_callback(config.sweep.metric, config.sweep.mode)],
+            keep_best=(config.sweep.metric, config.sweep.mode))
     finally:
         if controller is not None:
             ray.kill(controller)
@@ -182,14 +189,14 @@ def _concurrency(config: RunConfig) -> int:
 
 
 def run_sweep(config: RunConfig, paths: SweepPaths, *, resume: bool = False) -> Path:
-    """Run (or resume) the sweep; write sweep.csv and sweep.md to the output folder."""
+    """Run or resume the sweep, then write sweep.csv and sweep.md to the output folder."""
     out_dir = paths.out_dir
     storage_path = out_dir / "ray"
     experiment = storage_path / EXPERIMENT_NAME
     if resume and not tune.Tuner.can_restore(str(experiment)):
         raise SweepError(f"nothing to resume in {out_dir}: no sweep state at {experiment}")
     if not resume and experiment.exists():
-        raise SweepError(f"{out_dir} already holds a sweep; pass --resume to continue it or choose another --out")
+        raise SweepError(f"{out_dir} already contains a sweep: pass --resume to continue it, or choose another --out")
     out_dir.mkdir(parents=True, exist_ok=True)
 
     # A resumed sweep keeps the config it started with.
@@ -206,13 +213,15 @@ def run_sweep(config: RunConfig, paths: SweepPaths, *, resume: bool = False) -> 
     run_id = new_run_id()
     prepared = prepare_run(config, ComparePaths(paths.data_dir, out_dir, paths.cache_dir), run_id, storage_path)
     trainable = tune.with_parameters(
-        _run_trial, base=base, trials=trials, splits_ref=prepared.splits_ref, student_kwargs=prepared.student_kwargs,
+        # with_parameters resolves a bare ObjectRef, so the ref travels inside a list and reaches the trial as a ref.
+        _run_trial, base=base, trials=trials, splits_ref=[prepared.splits_ref], student_kwargs=prepared.student_kwargs,
         pad_token_id=prepared.student_tokenizer.pad_token_id, teacher_source=str(prepared.teacher.model_dir),
         train_split=prepared.distill_splits["train"], run_id=run_id, storage_path=str(storage_path),
         out_dir=str(out_dir),
     )
-    # The trial function only waits on its TorchTrainer; the Train workers reserve the CPUs.
-    trainable = tune.with_resources(trainable, {"CPU": 0})
+    # The trial function only waits on its TorchTrainer, whose workers reserve the CPUs. Ray rejects an
+    # empty resource request, so the trial requests 64 MiB of memory and no CPU.
+    trainable = tune.with_resources(trainable, {"CPU": 0, "memory": 64 * 1024**2})
 
     started = time.perf_counter()
     if resume:

@@ -13,7 +13,9 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import os
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -83,7 +85,7 @@ class WeightController:
         return self.learner.module[DEFAULT_MODULE_ID]
 
     def propose(self, decision_id: int, state: dict[str, Any]) -> list[list[float]]:
-        """Sample G candidate weightings for this decision (once; repeated calls return the same group)."""
+        """Sample G candidate weightings for this decision, once: repeated calls return the same group."""
         if decision_id in self.decisions:
             return self.decisions[decision_id].candidates
 
@@ -236,18 +238,37 @@ def _peek(value: Any) -> float:
 
 @ray.remote(num_cpus=0)
 class ControllerActor:
-    """Ray actor, named per run, that serves one `WeightController` to the Train workers."""
+    """Ray actor, named per run, that serves one `WeightController` to the Train workers.
 
-    def __init__(self, config: ControllerConfig, kd_weight_init: list[float], seed: int):
+    With a snapshot path, the actor writes its full state there after every
+    update, and a restarted actor (Ray restarts it up to `max_restarts`
+    times) starts from that snapshot instead of from scratch.
+    """
+
+    def __init__(self, config: ControllerConfig, kd_weight_init: list[float], seed: int,
+                 snapshot_path: str | None = None, crash_at_decision: int | None = None,
+                 crash_marker: str | None = None):
         logging.basicConfig(level=logging.INFO)
         self.controller = WeightController(config, kd_weight_init, seed)
+        self.snapshot_path = Path(snapshot_path) if snapshot_path else None
+        self.crash_at_decision = crash_at_decision
+        self.crash_marker = Path(crash_marker) if crash_marker else None
         self.restores = 0
+        self.restored_from_snapshot = False
+        if self.snapshot_path is not None and self.snapshot_path.is_file():
+            self.controller.set_state(torch.load(self.snapshot_path, map_location="cpu", weights_only=False))
+            self.restored_from_snapshot = True
+            logger.warning("controller restarted from its snapshot %s with %d decisions", self.snapshot_path,
+                           len(self.controller.decisions))
 
     def propose(self, decision_id: int, state: dict[str, Any]) -> list[list[float]]:
         return self.controller.propose(decision_id, state)
 
     def update(self, decision_id: int, outcome: dict[str, Any]) -> list[float]:
-        return self.controller.update(decision_id, outcome)
+        self._maybe_crash(decision_id)
+        applied = self.controller.update(decision_id, outcome)
+        self._snapshot()
+        return applied
 
     def history(self) -> list[dict[str, Any]]:
         return self.controller.history()
@@ -259,13 +280,37 @@ class ControllerActor:
         self.controller.set_state(state)
         self.restores += 1
         logger.warning("controller restored from a checkpoint with %d decisions", len(self.controller.decisions))
+        self._snapshot()
         return True
 
     def restore_count(self) -> int:
         return self.restores
 
+    def was_restarted(self) -> bool:
+        return self.restored_from_snapshot
 
-def start_controller(name: str, config: ControllerConfig, kd_weight_init: list[float], seed: int):
+    def _snapshot(self) -> None:
+        if self.snapshot_path is None:
+            return
+        # Written to a temporary name and renamed, so a crash mid-write leaves the previous snapshot whole.
+        staging = self.snapshot_path.with_name(self.snapshot_path.name + ".partial")
+        staging.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(self.controller.get_state(), staging)
+        os.replace(staging, self.snapshot_path)
+
+    def _maybe_crash(self, decision_id: int) -> None:
+        """Kill this process once at the configured decision: fault injection for tests."""
+        if self.crash_at_decision != decision_id or self.crash_marker is None or self.crash_marker.exists():
+            return
+        self.crash_marker.touch()
+        os._exit(1)
+
+
+def start_controller(name: str, config: ControllerConfig, kd_weight_init: list[float], seed: int, *,
+                     snapshot_path: str | Path | None = None, max_restarts: int = 0,
+                     crash_at_decision: int | None = None, crash_marker: str | Path | None = None):
     """Start the named controller actor for one run; the caller kills it when the run ends."""
-    return ControllerActor.options(name=name, lifetime=None).remote(config, kd_weight_init, seed)
-
+    return ControllerActor.options(name=name, lifetime=None, max_restarts=max_restarts, max_task_retries=0).remote(
+        config, kd_weight_init, seed, str(snapshot_path) if snapshot_path else None, crash_at_decision,
+        str(crash_marker) if crash_marker else None,
+    )

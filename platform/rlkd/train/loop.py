@@ -33,14 +33,13 @@ from rlkd.train.encoding import EncodedSplit, collate, length_bucketed_batches
 from rlkd.train.evaluation import all_reduce_counts, count_predictions, metrics_from_counts
 from rlkd.train.lookahead import LookaheadEstimator
 from rlkd.train.probes import Prober, choose_probe_data
-from rlkd.train.step import LossSettings, build_optimizer, training_step
+from rlkd.train.step import LossSettings, apply_gradients, build_optimizer, compute_loss, non_finite_rows
 
 logger = logging.getLogger(__name__)
 
 WARMUP_SHARE = 0.06
 HISTORY_FILE = "history.json"
 TRAIN_STATE_FILE = "train_state.pt"
-WORST_MACRO_F1 = "macro_f1/worst"  # reported at every decision point; the default sweep metric
 CONTROLLER_STATE_FILE = "controller_state.pt"
 
 
@@ -70,6 +69,7 @@ class LoopSettings:
     layer_map: list[tuple[int, int]] | None = None
     dro_step_size: float | None = None  # set for the `dro` method only
     estimator: str = "probe"  # how the controller's candidates are scored: probe or lookahead
+    max_skipped_batches: int = 10  # batches with a non-finite loss that are skipped before the run stops
     # Fault injection for tests: raise once at this step, unless the marker file exists (then create it).
     inject_failure_at_step: int | None = None
     inject_failure_marker: str | None = None
@@ -124,6 +124,7 @@ class _Decisions:
         self.controller = ray.get_actor(settings.controller_name) if settings.controller_name else None
         self.dro = GroupDRO(settings.dro_step_size) if settings.dro_step_size else None
         self.seconds = 0.0
+        self.gaps = 0  # decisions skipped because the controller was unreachable
 
     def decide(self, decision_id: int, metrics: dict[str, float], progress: float,
                kd_weight: list[float]) -> list[float]:
@@ -133,20 +134,66 @@ class _Decisions:
         if self.controller is None:
             return kd_weight
         started = time.perf_counter()
-        timeout = self.settings.controller_timeout_s
+        try:
+            return self._decide_with_controller(decision_id, metrics, progress, kd_weight)
+        finally:
+            self.seconds += time.perf_counter() - started
 
-        # Every rank sends the same all-reduced metrics; the actor samples a group once per decision id.
+    def _decide_with_controller(self, decision_id: int, metrics: dict[str, float], progress: float,
+                                kd_weight: list[float]) -> list[float]:
+        # Every rank sends the same all-reduced metrics, and the actor samples a group once per decision id.
         state = {"metrics": metrics, "progress": progress, "kd_weight": kd_weight}
-        candidates = ray.get(self.controller.propose.remote(decision_id, ray.put(state)), timeout=timeout)
+        candidates = self._call("propose", decision_id, state)
+
+        # Ranks agree before any collective: if one rank could not reach the controller, all keep their weights.
+        if _any_rank(candidates is None):
+            return self._gap(decision_id, kd_weight, "no candidates")
+        candidates = _from_rank0(candidates)
 
         if isinstance(self.prober, LookaheadEstimator):
             outcome = self.prober.outcome(candidates)
         else:
             outcome = self._probe(decision_id, candidates)
-        applied = ray.get(self.controller.update.remote(decision_id, ray.put(outcome)), timeout=timeout)
-        self.seconds += time.perf_counter() - started
-        return list(applied)
+        applied = self._call("update", decision_id, outcome)
 
+        # Rank 0's answer is the one applied, so ranks never train with different weights.
+        failed = _from_rank0(applied is None)
+        applied = _from_rank0(list(applied) if applied is not None else list(kd_weight))
+        if failed:
+            return self._gap(decision_id, kd_weight, "no update")
+        return applied
+
+    def _call(self, method: str, decision_id: int, payload: dict[str, Any]) -> Any:
+        """Call the controller actor; return None when it is dead, or still unavailable after the timeout.
+
+        A restarting actor answers at once with ActorUnavailableError, so the
+        call is retried every second until `controller_timeout_s` has passed.
+        """
+        deadline = time.monotonic() + self.settings.controller_timeout_s
+        payload_ref = ray.put(payload)
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                remote = getattr(self.controller, method).remote(decision_id, payload_ref)
+                return ray.get(remote, timeout=max(remaining, 0.001))
+            except ray.exceptions.ActorUnavailableError as error:
+                if remaining <= 1.0:
+                    return self._failed(method, decision_id, error)
+                time.sleep(1.0)
+            except (ray.exceptions.RayError, TimeoutError) as error:
+                return self._failed(method, decision_id, error)
+
+    @staticmethod
+    def _failed(method: str, decision_id: int, error: BaseException) -> None:
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        logger.warning("controller %s for decision %d failed: %s", method, decision_id, message)
+        return None
+
+    def _gap(self, decision_id: int, kd_weight: list[float], reason: str) -> list[float]:
+        self.gaps += 1
+        logger.warning("decision %d skipped (%s from the controller): training keeps kd_weight %s; %d gaps so far",
+                       decision_id, reason, np.round(kd_weight, 3).tolist(), self.gaps)
+        return kd_weight
 
     def _probe(self, decision_id: int, candidates: list[list[float]]) -> dict[str, Any]:
         """Each rank probes its share of the group; every rank ends with all results."""
@@ -167,29 +214,29 @@ class _Decisions:
 
     def get_state(self) -> dict[str, Any]:
         """The decision source's state for a checkpoint: Group DRO's q, and the controller actor's full state."""
-        state: dict[str, Any] = {"seconds": self.seconds}
+        state: dict[str, Any] = {"seconds": self.seconds, "gaps": self.gaps}
         if self.dro is not None:
             state["dro_log_q"] = self.dro.log_q.copy()
         return state
 
     def controller_state(self) -> dict[str, Any] | None:
+        """Fetch the controller's state for a checkpoint; None (logged) when the controller is unreachable."""
         if self.controller is None:
             return None
-        return ray.get(self.controller.get_state.remote(), timeout=self.settings.controller_timeout_s)
+        try:
+            return ray.get(self.controller.get_state.remote(), timeout=self.settings.controller_timeout_s)
+        except (ray.exceptions.RayError, TimeoutError) as error:
+            logger.warning("checkpoint without controller state: the controller is unreachable (%s)",
+                           type(error).__name__)
+            return None
 
     def set_state(self, state: dict[str, Any], controller_state: dict[str, Any] | None, *, push: bool) -> None:
         self.seconds = state.get("seconds", 0.0)
+        self.gaps = state.get("gaps", 0)
         if self.dro is not None and "dro_log_q" in state:
             self.dro.log_q = np.asarray(state["dro_log_q"])
         if push and self.controller is not None and controller_state is not None:
             ray.get(self.controller.set_state.remote(controller_state), timeout=self.settings.controller_timeout_s)
-
-
-def _worst_language(metrics: dict[str, float]) -> float:
-    """Lowest dev macro-F1 over the languages that have dev examples; NaN when none has."""
-    values = [metrics.get(f"macro_f1/{lang}", math.nan) for lang in LANGS]
-    values = [value for value in values if not math.isnan(value)]
-    return min(values) if values else math.nan
 
 
 def _merge(gathered: list[dict[int, dict]], size: int) -> list[dict]:
@@ -223,7 +270,7 @@ def _student_of(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def _save_checkpoint(directory: str, model, optimizer, scheduler, step: int, kd_weight: list[float],
-                     history: list[dict[str, Any]], decisions: _Decisions, final: bool) -> None:
+                     history: list[dict[str, Any]], decisions: _Decisions, final: bool, skipped_batches: int) -> None:
     """Write everything a resumed run needs; the final checkpoint also holds the Hugging Face student."""
     torch.save({
         "step": step,
@@ -233,6 +280,7 @@ def _save_checkpoint(directory: str, model, optimizer, scheduler, step: int, kd_
         "kd_weight": list(kd_weight),
         "history": history,
         "decisions": decisions.get_state(),
+        "skipped_batches": skipped_batches,
     }, Path(directory, TRAIN_STATE_FILE))
     controller_state = decisions.controller_state()
     if controller_state is not None:
@@ -255,6 +303,41 @@ def load_train_state(directory: str | Path) -> tuple[dict[str, Any], dict[str, A
         except Exception as error:  # torch raises several types for truncated or foreign files
             raise RuntimeError(f"cannot load checkpoint file {path}: {error}") from error
     return states[0], states[1]
+
+
+def _from_rank0(value: Any) -> Any:
+    """Return rank 0's value on every rank."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return value
+    holder = [value]
+    dist.broadcast_object_list(holder, src=0)
+    return holder[0]
+
+
+def _any_rank(flag: bool) -> bool:
+    """Return True on every rank when `flag` is True on at least one."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return flag
+    value = torch.tensor([1.0 if flag else 0.0])
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item() > 0)
+
+
+def _skip_batch(settings: LoopSettings, step: int, rank: int, train: EncodedSplit, indices: np.ndarray,
+                loss, skipped: int) -> None:
+    """Warn about a skipped batch with the ids of its non-finite examples; stop past the configured limit."""
+    rows = non_finite_rows(loss).numpy()
+    ids = train.ids[indices[rows]].tolist() if len(rows) else []
+    shown = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+    where = f"example ids {shown}" if ids else "a non-finite loss on another rank"
+    logger.warning("rank %d: step %d skipped, loss is not finite (%s); %d of at most %d skipped batches",
+                   rank, step, where, skipped, settings.max_skipped_batches)
+    if skipped > settings.max_skipped_batches:
+        raise FloatingPointError(
+            f"{skipped} batches had a non-finite loss, more than distill.max_skipped_batches="
+            f"{settings.max_skipped_batches}; the last at step {step} ({where}). Check the inputs and teacher logits "
+            f"of those examples, or lower the learning rate"
+        )
 
 
 def _maybe_inject_failure(settings: LoopSettings, step: int, rank: int) -> None:
@@ -323,6 +406,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     started = time.perf_counter()
     train_seconds = 0.0
     examples_seen = 0
+    skipped_batches = int(train_state.get("skipped_batches", 0)) if checkpoint is not None else 0
 
     # One bar for the run, drawn by the driver; the other ranks take the same steps.
     progress_bar = ray_tqdm(total=steps, desc=f"{settings.method} training", unit="step") if rank == 0 else None
@@ -333,10 +417,17 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     for step in range(start_step + 1, steps + 1):
         _maybe_inject_failure(settings, step, rank)
         step_started = time.perf_counter()
-        batch = collate(train, next(batches), settings.pad_token_id)
-        loss = training_step(model, optimizer, batch, torch.tensor(kd_weight), settings.loss, scheduler)
-        if not torch.isfinite(loss.total):
-            raise FloatingPointError(f"loss is {loss.total.item()} at step {step} on rank {rank}")
+        indices = next(batches)
+        batch = collate(train, indices, settings.pad_token_id)
+        loss = compute_loss(model, batch, torch.tensor(kd_weight), settings.loss)
+        # Every rank learns whether any rank's loss is non-finite, so all skip the same steps and DDP stays in step.
+        if _any_rank(not bool(torch.isfinite(loss.total))):
+            skipped_batches += 1
+            _skip_batch(settings, step, rank, train, indices, loss, skipped_batches)
+            optimizer.zero_grad(set_to_none=True)
+            scheduler.step()
+        else:
+            apply_gradients(model, optimizer, loss, scheduler)
         train_seconds += time.perf_counter() - step_started
         examples_seen += len(batch["labels"])
         if progress_bar is not None:
@@ -363,10 +454,11 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             "train_loss": float(loss.total.item()),
             "samples_per_s": examples_seen * world_size / max(train_seconds, 1e-9),
             "controller_s": decisions.seconds,
+            "controller_gaps": decisions.gaps,
+            "skipped_batches": skipped_batches,
             "wall_s": time.perf_counter() - started,
             **{f"kd_weight/{lang}": value for lang, value in zip(LANGS, record["kd_weight"])},
             **metrics,
-            WORST_MACRO_F1: _worst_language(metrics),
         }
         # Every report carries a checkpoint written by rank 0; the last one also holds the student.
         final = step == steps
@@ -375,6 +467,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         with tempfile.TemporaryDirectory() as directory:
             checkpoint = None
             if rank == 0:
-                _save_checkpoint(directory, model, optimizer, scheduler, step, kd_weight, history, decisions, final)
+                _save_checkpoint(directory, model, optimizer, scheduler, step, kd_weight, history, decisions, final,
+                                 skipped_batches)
                 checkpoint = ray.train.Checkpoint.from_directory(directory)
             ray.train.report(report, checkpoint=checkpoint)

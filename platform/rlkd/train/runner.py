@@ -32,7 +32,8 @@ class FitResult:
 
 
 def fit(settings: LoopSettings, splits_ref: ray.ObjectRef, scaling: ScalingConfig, *, storage_path: Path,
-        run_name: str, output_dir: Path, callbacks: list | None = None) -> FitResult:
+        run_name: str, output_dir: Path, callbacks: list | None = None,
+        keep_best: tuple[str, str] | None = None) -> FitResult:
     """Train with `settings` on the splits behind `splits_ref`; copy the final checkpoint to `output_dir`."""
     resources = {"CPU": scaling.cpus_per_worker}
     trainer = TorchTrainer(
@@ -46,7 +47,13 @@ def fit(settings: LoopSettings, splits_ref: ray.ObjectRef, scaling: ScalingConfi
             storage_path=str(Path(storage_path).resolve()),
             # A failed worker group restarts from the latest checkpoint, up to max_failures times.
             failure_config=ray.train.FailureConfig(max_failures=scaling.max_failures),
-            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
+            # Two checkpoints kept: the latest ones, or with keep_best=(metric, mode) the two best by that
+            # metric (NaN ranks lowest) besides the latest, which Ray always keeps for resuming.
+            checkpoint_config=ray.train.CheckpointConfig(
+                num_to_keep=2,
+                checkpoint_score_attribute=keep_best[0] if keep_best else None,
+                checkpoint_score_order=keep_best[1] if keep_best else "max",
+            ),
             callbacks=callbacks or [],
         ),
     )

@@ -65,14 +65,26 @@ def _hidden_alignment_loss(student_logits: torch.Tensor, hidden_loss: torch.Tens
     return DistillationLoss(total, kd, ce, hidden_loss.detach(), per_example_ce.detach())
 
 
-def training_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: dict[str, torch.Tensor],
-                  kd_weight: torch.Tensor, settings: LossSettings,
-                  scheduler: torch.optim.lr_scheduler.LRScheduler | None = None) -> DistillationLoss:
-    loss = compute_loss(model, batch, kd_weight, settings)
+def apply_gradients(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss: DistillationLoss,
+                    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None) -> None:
+    """Backpropagate the loss, clip the gradient norm and step the optimizer and the schedule."""
     optimizer.zero_grad(set_to_none=True)
     loss.total.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM)
     optimizer.step()
     if scheduler is not None:
         scheduler.step()
+
+
+def training_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: dict[str, torch.Tensor],
+                  kd_weight: torch.Tensor, settings: LossSettings,
+                  scheduler: torch.optim.lr_scheduler.LRScheduler | None = None) -> DistillationLoss:
+    loss = compute_loss(model, batch, kd_weight, settings)
+    apply_gradients(model, optimizer, loss, scheduler)
     return loss
+
+
+def non_finite_rows(loss: DistillationLoss) -> torch.Tensor:
+    """Return the batch positions whose KD or CE term is NaN or infinite."""
+    bad = ~torch.isfinite(loss.per_example_kd) | ~torch.isfinite(loss.per_example_ce)
+    return torch.nonzero(bad).flatten()
