@@ -96,3 +96,40 @@ def test_prediction_is_linear_in_the_weights(setup):
     key = f"{LOOKAHEAD_METRIC}/all"
     first, second, middle = (after[key] for after in outcome["after"])
     assert middle == pytest.approx((first + second) / 2, rel=1e-6)
+
+
+def test_prediction_matches_an_adam_scaled_step():
+    model = _model()
+    train, dev = split(64, 1), split(48, 2)
+    data = choose_probe_data(train, dev, probe_steps=2, batch_size=16, reward_examples=48, seed=0)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.0)
+    for start in range(0, 48, 16):
+        batch = collate(train, np.arange(start, start + 16), 0)
+        optimizer.zero_grad()
+        compute_loss(model, batch, torch.ones(3), SETTINGS).total.backward()
+        optimizer.step()
+    # A smaller step for the check keeps the Adam-scaled update in the first-order regime.
+    optimizer.param_groups[0]["lr"] = 1e-5
+    estimator = LookaheadEstimator(model, optimizer, data, train, dev, SETTINGS, pad_token_id=0, probe_steps=1)
+    candidate = [0.5, 2.0, 0.5]
+
+    outcome = estimator.outcome([candidate])
+
+    before = _dev_loss_by_language(model, dev, data.reward_indices)
+    stepped = copy.deepcopy(model)
+    stepped.eval()
+    loss = compute_loss(stepped, collate(train, np.concatenate(data.probe_batches), 0), torch.tensor(candidate), SETTINGS)
+    stepped.zero_grad()
+    loss.total.backward()
+    with torch.no_grad():
+        for original, parameter in zip(model.parameters(), stepped.parameters()):
+            state = optimizer.state[original]
+            v_hat = state["exp_avg_sq"] / (1 - 0.999 ** float(state["step"]))
+            parameter -= 1e-5 * parameter.grad / (v_hat.sqrt() + 1e-8)
+    actual_change = _dev_loss_by_language(stepped, dev, data.reward_indices) - before
+    predicted_change = np.array([
+        outcome["before"][f"{LOOKAHEAD_METRIC}/{lang}"] - outcome["after"][0][f"{LOOKAHEAD_METRIC}/{lang}"]
+        for lang in ("en", "es", "hi")
+    ])
+    assert np.all(np.abs(actual_change) > 0)
+    assert predicted_change == pytest.approx(actual_change, rel=0.05, abs=1e-8)

@@ -13,12 +13,19 @@ A step along the training loss `kd_coefficient * sum_l w_l g_l + ce_weight
 `-eta * (kd_coefficient * (w @ M)[k] + ce_weight * m[k])`. So one decision
 costs L + 1 training and L dev backward passes, whatever the group size.
 
-Known shortcomings: eta is the current learning rate times `probe_steps`,
-as if the optimiser were plain SGD; AdamW rescales each coordinate, so the
-prediction ranks candidates by direction more faithfully than it sizes
-their effect. The estimate runs with dropout off, on the fixed probe
-batches and reward slice of `ProbeData`, and every rank computes the same
-values, so no gradients cross the network.
+The students train with AdamW, whose step is the gradient divided per
+coordinate by `sqrt(v_hat) + eps` (v_hat: the bias-corrected second moment).
+The training gradients are scaled the same way before the inner products,
+so M predicts an Adam-like step, without momentum; before the optimiser's
+first step (no moments yet) the gradients stay as they are, as for SGD.
+eta is the current learning rate times `probe_steps`. The estimate runs
+with dropout off, on the fixed probe batches and reward slice of
+`ProbeData`, and every rank computes the same values, so no gradients cross
+the network.
+
+NOTE: first-order predictions ignore momentum, gradient clipping and the
+curvature over `probe_steps` steps. bench/estimators.py measures how well
+their ranking agrees with probes on the real corpus.
 """
 
 from __future__ import annotations
@@ -70,9 +77,26 @@ class LookaheadEstimator:
         finally:
             self.model.train(was_training)
 
-        products = torch.stack(train_gradients) @ torch.stack(dev_gradients).T
-        ce_products = torch.stack(dev_gradients) @ ce_gradient
+        preconditioner = self._preconditioner(parameters)
+        train_matrix = torch.stack(train_gradients) * preconditioner
+        products = train_matrix @ torch.stack(dev_gradients).T
+        ce_products = torch.stack(dev_gradients) @ (ce_gradient * preconditioner)
         return products.double().numpy(), ce_products.double().numpy(), dev_loss, dev_counts
+
+    def _preconditioner(self, parameters) -> torch.Tensor:
+        """Return 1 / (sqrt(v_hat) + eps) per coordinate from Adam's second moments, or ones where there are none."""
+        settings = {id(parameter): group for group in self.optimizer.param_groups for parameter in group["params"]}
+        parts = []
+        for parameter in parameters:
+            state = self.optimizer.state.get(parameter, {})
+            group = settings.get(id(parameter), {})
+            if "exp_avg_sq" not in state or "betas" not in group:
+                parts.append(torch.ones(parameter.numel()))
+                continue
+            step = float(state["step"])
+            v_hat = state["exp_avg_sq"] / (1 - group["betas"][1] ** step)
+            parts.append((1.0 / (v_hat.sqrt() + group["eps"])).reshape(-1))
+        return torch.cat(parts)
 
     def _train_gradients(self, parameters) -> tuple[list[torch.Tensor], torch.Tensor]:
         batch = collate(self.train, self.train_indices, self.pad_token_id)
