@@ -79,7 +79,7 @@ def test_nan_first_report_then_values_picks_the_055_checkpoint(local_ray, tmp_pa
         assert json.load(handle)["value"] == pytest.approx(0.55)
     assert table.iloc[-1]["config:series"] == "all-nan"
     assert math.isnan(table.iloc[-1][f"best {METRIC}"])
-    write_sweep_outputs(table, sweep, tmp_path, wall_seconds=1.0)
+    write_sweep_outputs(table, sweep, tmp_path)
     summary = (tmp_path / "sweep.md").read_text()
     assert "- series: nan-first" in summary
     assert (tmp_path / "sweep.csv").read_text().count("\n") == 4
@@ -107,7 +107,7 @@ def test_trial_config_applies_space_and_trial():
 @pytest.mark.parametrize(
     "override, field",
     [
-        ("sweep.search_space={'controller.colour': {'grid': [1]}}", "sweep.search_space.controller.colour"),
+        ("sweep.search_space={'controller.colour': {'grid': [1]}}", "controller.colour in sweep.search_space"),
         ("sweep.search_space={'controller.group_size': {'normal': [1, 2]}}", "sweep.search_space.controller.group_size"),
         ("sweep.search_space={'controller.learning_rate': {'loguniform': [0, 1]}}",
          "sweep.search_space.controller.learning_rate.loguniform"),
@@ -136,3 +136,25 @@ def test_best_report_prefers_the_latest_on_ties():
     reports = [{METRIC: 0.5, "step": 1}, {METRIC: 0.5, "step": 2}, {METRIC: 0.4, "step": 3}]
 
     assert best_report(reports, METRIC, "max")["step"] == 2
+
+
+def test_tied_trials_keep_trial_order():
+    import pandas as pd
+    from types import SimpleNamespace
+
+    def result(trial_id: str, value: float):
+        reports = pd.DataFrame([{METRIC: value, "step": 4, "total_steps": 4}])
+        return SimpleNamespace(config={"series": trial_id}, metrics_dataframe=reports,
+                               metrics={"trial_id": trial_id, "time_total_s": 30.0}, path=None, error=None)
+
+    grid = [result("t3", 0.5), result("t1", 0.5), result("t2", math.nan), result("t0", 0.5)]
+
+    table = summarise_trials(grid, SweepConfig(), [])
+
+    assert table["trial_id"].tolist() == ["t0", "t1", "t3", "t2"]
+    assert table["status"].tolist() == ["completed"] * 4
+
+
+def test_misspelt_search_field_suggests_the_name():
+    with pytest.raises(ConfigError, match="did you mean controller.kl_beta"):
+        load_config(overrides=["sweep.search_space={'controller.klbeta': {'grid': [0.0, 0.1]}}"])

@@ -201,6 +201,8 @@ def prepare_run(config: RunConfig, paths: ComparePaths, run_id: str, storage_pat
 def run_compare(config: RunConfig, paths: ComparePaths) -> Path:
     """Run every configured method and seed; write results.csv, report.md, the plots and the checkpoints."""
     run_id = new_run_id()
+    ensure_ray()
+    check_cluster_fits(config.scaling)  # before the output folder exists, so a config error leaves nothing behind
     out_dir = paths.out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     storage_path = out_dir / "ray"

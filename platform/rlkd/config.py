@@ -8,6 +8,7 @@ before any work starts, with a message that names the field.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import typing
 from dataclasses import dataclass, field
@@ -255,6 +256,14 @@ class ScalingConfig:
 SEARCH_KINDS = ("grid", "choice", "uniform", "loguniform", "randint")
 
 
+def _check_field_name(name: str, known: set[str], where: str) -> None:
+    if name in known:
+        return
+    close = difflib.get_close_matches(name, sorted(known), n=1)
+    hint = f"did you mean {close[0]}? " if close else ""
+    raise ConfigError(f"unknown config field {name} in {where}: {hint}`rlkd --help` lists every field")
+
+
 @dataclass
 class SweepConfig:
     method: str = _field("rl", "Method every trial trains (rl, or a baseline to sweep its own settings).")
@@ -277,7 +286,7 @@ class SweepConfig:
         _check(isinstance(self.search_space, dict), "sweep.search_space", self.search_space, "a mapping")
         known = {name for name, _, _ in describe_fields(RunConfig) if not name.startswith("sweep.")}
         for name, spec in self.search_space.items():
-            _check(name in known, f"sweep.search_space.{name}", name, "a config field such as controller.group_size")
+            _check_field_name(name, known, "sweep.search_space")
             _check(isinstance(spec, dict) and len(spec) == 1 and next(iter(spec)) in SEARCH_KINDS,
                    f"sweep.search_space.{name}", spec, "one of {kind: values} with kind in " + ", ".join(SEARCH_KINDS))
             kind, values = next(iter(spec.items()))
@@ -292,7 +301,7 @@ class SweepConfig:
         for index, trial in enumerate(self.trials):
             _check(isinstance(trial, dict) and trial, f"sweep.trials[{index}]", trial, "a non-empty mapping")
             for name in trial:
-                _check(name in known, f"sweep.trials[{index}].{name}", name, "a config field such as controller.group_size")
+                _check_field_name(name, known, f"sweep.trials[{index}]")
         _check(1 <= self.num_samples <= 10000, "sweep.num_samples", self.num_samples, "1..10000")
         _check(isinstance(self.metric, str) and "/" in self.metric, "sweep.metric", self.metric,
                "a reported metric such as macro_f1/worst_lang or macro_f1/all")

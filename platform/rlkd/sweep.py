@@ -237,7 +237,8 @@ def run_sweep(config: RunConfig, paths: SweepPaths, *, resume: bool = False) -> 
     result_grid = tuner.fit()
 
     table = summarise_trials(result_grid, config.sweep, trials)
-    write_sweep_outputs(table, config.sweep, out_dir, wall_seconds=time.perf_counter() - started)
+    write_sweep_outputs(table, config.sweep, out_dir)
+    logger.info("sweep finished in %.1f min: %s", (time.perf_counter() - started) / 60, out_dir / "sweep.md")
     return out_dir
 
 
@@ -261,17 +262,20 @@ def summarise_trials(result_grid, sweep: SweepConfig, trials: list[dict[str, Any
             "reports": len(reports),
             "last step": last.get("step", math.nan),
             "controller_s": last.get("controller_s", math.nan),
-            "wall_s": last.get("wall_s", math.nan),
+            # Tune's trial time includes worker start-up and evaluation, unlike the loop's own wall_s.
+            "trial_s": (result.metrics or {}).get("time_total_s", math.nan),
             "status": _status(result.error, last),
             "best checkpoint": best.get(CHECKPOINT_PATH_KEY, "") if best else "",
         })
     table = pd.DataFrame(rows)
     if table.empty:
         return table
+    # Best first, NaN last, and ties in trial order, so a resumed sweep ranks exactly as the first run did.
     key = f"best {sweep.metric}"
-    ranked = table[key].map(lambda value: objective(value, sweep.mode))
-    order = ranked.sort_values(ascending=sweep.mode == "min", kind="stable").index
-    return table.loc[order].reset_index(drop=True)
+    sign = -1.0 if sweep.mode == "max" else 1.0
+    table["_rank"] = table[key].map(lambda value: sign * objective(value, sweep.mode))
+    table = table.sort_values(["_rank", "trial_id"], kind="stable").drop(columns="_rank")
+    return table.reset_index(drop=True)
 
 
 def _status(error, last: dict[str, Any]) -> str:
@@ -288,11 +292,13 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def write_sweep_outputs(table: pd.DataFrame, sweep: SweepConfig, out_dir: Path, *, wall_seconds: float) -> None:
+def write_sweep_outputs(table: pd.DataFrame, sweep: SweepConfig, out_dir: Path) -> None:
     _write_atomic(out_dir / "sweep.csv", table.to_csv(index=False, float_format="%.4f"))
     lines = ["# rlkd sweep", ""]
+    trial_minutes = table["trial_s"].sum() / 60 if "trial_s" in table else math.nan
     lines.append(f"{len(table)} trials, metric `{sweep.metric}` ({sweep.mode}), ASHA grace period "
-                 f"{sweep.grace_period}, reduction factor {sweep.reduction_factor:g}, {wall_seconds / 60:.1f} min.")
+                 f"{sweep.grace_period}, reduction factor {sweep.reduction_factor:g}; "
+                 f"{trial_minutes:.1f} trial-minutes in all.")
     lines.append("")
     key = f"best {sweep.metric}"
     if table.empty or not _finite(table.iloc[0][key]):
@@ -309,7 +315,7 @@ def write_sweep_outputs(table: pd.DataFrame, sweep: SweepConfig, out_dir: Path, 
     lines.append("## Top 5")
     lines.append("")
     columns = ["trial_id", *[c for c in table.columns if c.startswith("config:")], key, "macro_f1/all (best report)",
-               "reports", "controller_s", "wall_s", "status"]
+               "reports", "controller_s", "trial_s", "status"]
     lines.append("| " + " | ".join(c.replace("config:", "") for c in columns) + " |")
     lines.append("| " + " | ".join("---" for _ in columns) + " |")
     for _, row in table.head(5).iterrows():
