@@ -267,9 +267,16 @@ def summarise_trials(result_grid, sweep: SweepConfig, trials: list[dict[str, Any
             "status": _status(result.error, last),
             "best checkpoint": best.get(CHECKPOINT_PATH_KEY, "") if best else "",
         })
+    # A field that only some trials set shows "default" in the others, which keeps its column free of NaN floats.
+    config_columns = sorted({column for row in rows for column in row if column.startswith("config:")})
+    for row in rows:
+        for column in config_columns:
+            row.setdefault(column, "default")
     table = pd.DataFrame(rows)
     if table.empty:
         return table
+    first = ["trial_id", *config_columns]
+    table = table[first + [column for column in table.columns if column not in first]]
     # Best first, NaN last, and ties in trial order, so a resumed sweep ranks exactly as the first run did.
     key = f"best {sweep.metric}"
     sign = -1.0 if sweep.mode == "max" else 1.0
