@@ -7,8 +7,8 @@ points. The teacher is prepared once by the driver and every trial reads the
 same splits from the object store.
 
 A metric that comes out NaN (for example macro-F1 of a language with no dev
-example) is passed to the scheduler as the worst possible value, so ASHA
-keeps no trial for a NaN and the ranking puts a NaN last. The raw value
+example) reaches the scheduler as the worst possible value. So ASHA keeps no
+trial for a NaN, and the ranking puts a NaN last. The raw value
 stays in the trial's results.
 """
 
@@ -56,7 +56,7 @@ class SweepPaths:
 
 
 def objective(value: Any, mode: str) -> float:
-    """The scheduler's view of a metric: itself when finite, the worst possible value otherwise."""
+    """Return the metric for the scheduler: itself when finite, the worst possible value otherwise."""
     try:
         value = float(value)
     except (TypeError, ValueError):
@@ -130,7 +130,7 @@ def _check_trials(base: dict[str, Any], sweep: SweepConfig, trials: list[dict[st
 def _run_trial(params: dict[str, Any], *, base: dict[str, Any], trials: list[dict[str, Any]], splits_ref: list,
                student_kwargs: dict, pad_token_id: int, teacher_source: str, train_split, run_id: str,
                storage_path: str, out_dir: str) -> None:
-    """One Tune trial: a full distillation run of `sweep.method` with this trial's config."""
+    """Run one Tune trial: a full distillation of `sweep.method` with this trial's config."""
     config = trial_config(base, params, trials)
     method = config.sweep.method
     trial_id = tune.get_context().get_trial_id()
@@ -156,7 +156,7 @@ def _run_trial(params: dict[str, Any], *, base: dict[str, Any], trials: list[dic
 
 
 def _objective_callback(metric: str, mode: str):
-    """Tune's report callback, adding the NaN-safe objective to every report before Tune sees it."""
+    """Build Tune's report callback, which adds the NaN-safe objective to every report before Tune reads it."""
     from ray.tune.integration.ray_train import TuneReportCallback  # needs a Tune session, so built per trial
 
     class ObjectiveReportCallback(TuneReportCallback):
@@ -243,13 +243,15 @@ def run_sweep(config: RunConfig, paths: SweepPaths, *, resume: bool = False) -> 
 
 
 def summarise_trials(result_grid, sweep: SweepConfig, trials: list[dict[str, Any]]) -> pd.DataFrame:
-    """One row per trial: its settings, last and best metric, reports, status and best checkpoint."""
+    """Build one row per trial (settings, last and best metric, reports, status, best checkpoint), best first."""
     rows = []
     for result in result_grid:
+        # The trial's settings: sampled fields plus its explicit overrides.
         params = dict(result.config or {})
         settings = {name: value for name, value in params.items() if name != "trial"}
         if "trial" in params:
             settings.update(trials[params["trial"]])
+
         reports = [] if result.metrics_dataframe is None else result.metrics_dataframe.to_dict("records")
         best = best_report(reports, sweep.metric, sweep.mode)
         last = reports[-1] if reports else {}
@@ -267,16 +269,19 @@ def summarise_trials(result_grid, sweep: SweepConfig, trials: list[dict[str, Any
             "status": _status(result.error, last),
             "best checkpoint": best.get(CHECKPOINT_PATH_KEY, "") if best else "",
         })
+
     # A field that only some trials set shows "default" in the others, which keeps its column free of NaN floats.
     config_columns = sorted({column for row in rows for column in row if column.startswith("config:")})
     for row in rows:
         for column in config_columns:
             row.setdefault(column, "default")
+
     table = pd.DataFrame(rows)
     if table.empty:
         return table
     first = ["trial_id", *config_columns]
     table = table[first + [column for column in table.columns if column not in first]]
+
     # Best first, NaN last, and ties in trial order, so a resumed sweep ranks exactly as the first run did.
     key = f"best {sweep.metric}"
     sign = -1.0 if sweep.mode == "max" else 1.0

@@ -129,7 +129,7 @@ class _Decisions:
     def decide(self, decision_id: int, metrics: dict[str, float], progress: float,
                kd_weight: list[float]) -> list[float]:
         if self.dro is not None:
-            # Every rank holds the same all-reduced metrics, so every rank computes the same weights.
+            # Every rank has the same all-reduced metrics, so every rank computes the same weights.
             return self.dro.update([metrics[f"{self.settings.dro_loss}/{lang}"] for lang in LANGS])
         if self.controller is None:
             return kd_weight
@@ -156,7 +156,7 @@ class _Decisions:
             outcome = self._probe(decision_id, candidates)
         applied = self._call("update", decision_id, outcome)
 
-        # Rank 0's answer is the one applied, so ranks never train with different weights.
+        # Rank 0's result is the one applied, so all ranks train with the same weights.
         failed = _from_rank0(applied is None)
         applied = _from_rank0(list(applied) if applied is not None else list(kd_weight))
         if failed:
@@ -166,7 +166,7 @@ class _Decisions:
     def _call(self, method: str, decision_id: int, payload: dict[str, Any]) -> Any:
         """Call the controller actor; return None when it is dead, or still unavailable after the timeout.
 
-        A restarting actor answers at once with ActorUnavailableError, so the
+        A restarting actor raises ActorUnavailableError at once, so the
         call is retried every second until `controller_timeout_s` has passed.
         """
         deadline = time.monotonic() + self.settings.controller_timeout_s
@@ -196,7 +196,7 @@ class _Decisions:
         return kd_weight
 
     def _probe(self, decision_id: int, candidates: list[list[float]]) -> dict[str, Any]:
-        """Each rank probes its share of the group; every rank ends with all results."""
+        """Probe this rank's share of the group, then gather every rank's results."""
         rank, world_size = _rank_and_world()
         mine = list(range(rank, len(candidates), world_size))
         before = self.prober.score(self.prober.model)
@@ -213,7 +213,7 @@ class _Decisions:
 
 
     def get_state(self) -> dict[str, Any]:
-        """The decision source's state for a checkpoint: Group DRO's q, and the controller actor's full state."""
+        """Return this decision source's state for a checkpoint: timings, gaps and Group DRO's q."""
         state: dict[str, Any] = {"seconds": self.seconds, "gaps": self.gaps}
         if self.dro is not None:
             state["dro_log_q"] = self.dro.log_q.copy()
@@ -271,7 +271,7 @@ def _student_of(model: torch.nn.Module) -> torch.nn.Module:
 
 def _save_checkpoint(directory: str, model, optimizer, scheduler, step: int, kd_weight: list[float],
                      history: list[dict[str, Any]], decisions: _Decisions, final: bool, skipped_batches: int) -> None:
-    """Write everything a resumed run needs; the final checkpoint also holds the Hugging Face student."""
+    """Write everything a resumed run needs. The final checkpoint also contains the Hugging Face student."""
     torch.save({
         "step": step,
         "model": _unwrap(model).state_dict(),
@@ -460,7 +460,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             **{f"kd_weight/{lang}": value for lang, value in zip(LANGS, record["kd_weight"])},
             **metrics,
         }
-        # Every report carries a checkpoint written by rank 0; the last one also holds the student.
+        # Every report carries a checkpoint written by rank 0, and the last one also contains the student.
         final = step == steps
         if final and progress_bar is not None:
             progress_bar.close()
