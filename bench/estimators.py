@@ -28,7 +28,7 @@ import pandas as pd
 import ray
 import torch
 
-from rlkd.compare import ComparePaths, default_cache_dir, new_run_id, prepare_run
+from rlkd.compare import ComparePaths, check_cluster_fits, default_cache_dir, ensure_ray, new_run_id, prepare_run
 from rlkd.config import load_config
 from rlkd.constants import LANGS
 from rlkd.models import build_student
@@ -52,6 +52,8 @@ def main() -> None:
 
     config = load_config()
     torch.set_num_threads(os.cpu_count() or 1)
+    ensure_ray()
+    check_cluster_fits(config.scaling)
     prepared = prepare_run(config, ComparePaths(args.data.resolve(), Path("/tmp/rlkd-bench"), default_cache_dir()),
                            new_run_id(), Path("/tmp/rlkd-bench/ray"))
     train, dev = prepared.distill_splits["train"], prepared.distill_splits["dev"]

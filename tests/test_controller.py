@@ -200,7 +200,9 @@ def test_decision_summary_logs_group_statistics(caplog):
         controller.update(1, {"before": METRICS, "after": flat})
 
     summary = controller.history()[0]["summary"]
-    assert summary["reward_mean"] == 0.0 and summary["reward_std"] == 0.0
-    assert summary["zero_spread"] == 1.0 and summary["zero_spread_share"] == 1.0
+    assert summary["reward_mean"] == 0.0
+    assert summary["reward_std"] == 0.0
+    assert summary["zero_spread"] == 1.0
+    assert summary["zero_spread_share"] == 1.0
     assert math.isclose(summary["weight_entropy"], math.log(3), rel_tol=1e-6)
     assert "zero-spread groups 100%" in caplog.text

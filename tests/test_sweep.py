@@ -62,7 +62,7 @@ def local_ray():
 
 
 @pytest.mark.timeout(300)
-def test_nan_first_report_then_values_picks_the_055_checkpoint(local_ray, tmp_path):
+def test_nan_first_report_best_checkpoint(local_ray, tmp_path):
     sweep = SweepConfig(grace_period=2)
     tuner = tune.Tuner(
         _series_trainable,

@@ -2,7 +2,7 @@
 
 Both return `kd_weight`, one factor per language in LANGS order. An
 example's KD term is scaled by `sum_l p_l(x) * kd_weight[l]`, where p(x)
-holds the example's language proportions. Uniform KD is `kd_weight = 1`.
+contains the example's language proportions. Uniform KD is `kd_weight = 1`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from rlkd.constants import LANGS
 
 
 def language_shares(lang_proportions: np.ndarray) -> np.ndarray:
-    """Each language's share of the KD term under uniform weights: the mean proportion over the examples."""
+    """Return each language's share of the KD term under uniform weights: its mean proportion over the examples."""
     totals = np.asarray(lang_proportions, dtype=np.float64).sum(axis=0)
     if totals.sum() <= 0:
         raise ValueError("no example carries a language proportion, so language shares are undefined")

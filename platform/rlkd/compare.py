@@ -153,10 +153,10 @@ class PreparedRun:
 
 
 def prepare_run(config: RunConfig, paths: ComparePaths, run_id: str, storage_path: Path) -> PreparedRun:
-    """Read and encode the data, get the teacher (cached or fine-tuned now) and put the student's splits in Ray."""
-    ensure_ray()
-    check_cluster_fits(config.scaling)
+    """Read and encode the data, get the teacher (cached or fine-tuned now) and put the student's splits in Ray.
 
+    The caller starts Ray and calls `check_cluster_fits` first, before it creates any output.
+    """
     # Data: read, split and encode once, so every method trains on the same arrays.
     data = config.data
     splits = prepare_splits(paths.data_dir, paths.cache_dir / "data", dev_fraction=data.dev_fraction, seed=data.seed,

@@ -58,7 +58,7 @@ def _format(value: float) -> str:
 
 
 def _format_spread(values: list[float]) -> str:
-    """One seed: the value; several: mean ± sample std (NaN seeds left out)."""
+    """Format one seed's value as is, and several as mean ± sample std with NaN seeds left out."""
     finite = [value for value in values if value is not None and not math.isnan(value)]
     if len(values) == 1 or not finite:
         return _format(values[0] if len(values) == 1 else math.nan)

@@ -28,7 +28,15 @@ import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 
-from rlkd.compare import ComparePaths, initial_kd_weight, new_run_id, prepare_run, _method_settings
+from rlkd.compare import (
+    ComparePaths,
+    _method_settings,
+    check_cluster_fits,
+    ensure_ray,
+    initial_kd_weight,
+    new_run_id,
+    prepare_run,
+)
 from rlkd.config import ConfigError, RunConfig, SweepConfig, _apply, _build
 from rlkd.control.controller import start_controller
 from rlkd.evaluate import _write_atomic
@@ -180,12 +188,9 @@ def tune_config(sweep: SweepConfig, max_concurrent_trials: int) -> tune.TuneConf
 def _concurrency(config: RunConfig) -> int:
     if config.sweep.max_concurrent_trials:
         return config.sweep.max_concurrent_trials
+    # check_cluster_fits has already made sure that one trial fits.
     per_trial = config.scaling.num_workers * config.scaling.cpus_per_worker
-    cpus = ray.cluster_resources().get("CPU", 1)
-    if per_trial > cpus:
-        raise SweepError(f"one trial needs {per_trial:g} CPUs (scaling.num_workers x scaling.cpus_per_worker) "
-                         f"but the cluster has {cpus:g}")
-    return max(1, int(cpus // per_trial))
+    return max(1, int(ray.cluster_resources().get("CPU", 1) // per_trial))
 
 
 def run_sweep(config: RunConfig, paths: SweepPaths, *, resume: bool = False) -> Path:
@@ -197,6 +202,8 @@ def run_sweep(config: RunConfig, paths: SweepPaths, *, resume: bool = False) -> 
         raise SweepError(f"nothing to resume in {out_dir}: no sweep state at {experiment}")
     if not resume and experiment.exists():
         raise SweepError(f"{out_dir} already contains a sweep: pass --resume to continue it, or choose another --out")
+    ensure_ray()
+    check_cluster_fits(config.scaling)  # before the output folder exists, so a config error leaves nothing behind
     out_dir.mkdir(parents=True, exist_ok=True)
 
     # A resumed sweep keeps the config it started with.

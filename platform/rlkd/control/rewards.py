@@ -13,8 +13,8 @@ metric to read, higher being better:
   (`neg_ce_loss`), so every "F1 gain" below reads as a predicted decrease
   of dev loss.
 
-A design may return NaN (for example when no language has dev examples);
-the controller reports such a reward and leaves it out of the group.
+A design may return NaN, for example when no language has dev examples.
+The controller reports such a reward and leaves it out of the group.
 """
 
 from __future__ import annotations

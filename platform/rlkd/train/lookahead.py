@@ -16,8 +16,8 @@ costs L + 1 training and L dev backward passes, whatever the group size.
 The students train with AdamW, whose step is the gradient divided per
 coordinate by `sqrt(v_hat) + eps` (v_hat: the bias-corrected second moment).
 The training gradients are scaled the same way before the inner products,
-so M predicts an Adam-like step, without momentum; before the optimiser's
-first step (no moments yet) the gradients stay as they are, as for SGD.
+so M predicts an Adam-like step without momentum. Before the optimiser's
+first step there are no moments yet, so the gradients stay as they are, as for SGD.
 eta is the current learning rate times `probe_steps`. The estimate runs
 with dropout off, on the fixed probe batches and reward slice of
 `ProbeData`, and every rank computes the same values, so no gradients cross
