@@ -86,3 +86,32 @@ def test_teacher_is_cached_for_the_next_run(smoke_run):
     assert len(teachers) == 1
     assert (teachers[0] / "model" / "config.json").is_file()
     assert (teachers[0] / "teacher_logits.parquet").is_file()
+
+
+def test_evaluate_scores_the_saved_students_again(smoke_run, sentimix_dir):
+    out, cache, _ = smoke_run
+    command = [sys.executable, "-m", "rlkd.cli", "evaluate", "--run", str(out), "--data", str(sentimix_dir),
+               "--cache-dir", str(cache)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+
+    again = pd.read_csv(out / "evaluation" / "results.csv").set_index(["method", "lang"])
+    original = pd.read_csv(out / "results.csv").set_index(["method", "lang"])
+    assert set(again.index.get_level_values("method")) == {"none", "kd", "dro", "temperature", "rl"}
+    for column in ("n", "accuracy", "macro_f1"):
+        np.testing.assert_allclose(again[column], original.loc[again.index, column], atol=1e-4)
+
+
+def test_teacher_command_reuses_the_cached_teacher(smoke_run, sentimix_dir, tmp_path):
+    out, cache, _ = smoke_run
+    command = [sys.executable, "-m", "rlkd.cli", "teacher", "--smoke-test", "--data", str(sentimix_dir),
+               "--out", str(tmp_path / "teacher-{run_id}"), "--cache-dir", str(cache)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+
+    (run,) = tmp_path.glob("teacher-*")
+    assert "{run_id}" not in run.name
+    assert "from cache" in (run / "report.md").read_text()
+    teacher = pd.read_csv(run / "results.csv")
+    original = pd.read_csv(out / "results.csv").query("method == 'teacher'")
+    np.testing.assert_allclose(teacher["macro_f1"], original["macro_f1"], atol=1e-4)

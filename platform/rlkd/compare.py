@@ -49,8 +49,29 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("RLKD_CACHE_DIR", Path.home() / ".cache" / "rlkd"))
 
 
+RUN_ID_PLACEHOLDER = "{run_id}"
+
+
 def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
+
+
+def expand_run_id(out_dir: Path, run_id: str) -> Path:
+    """Put the run id where `--out` says `{run_id}`, so one command submitted twice writes two folders."""
+    return Path(str(out_dir).replace(RUN_ID_PLACEHOLDER, run_id))
+
+
+def is_uri(location: str | Path) -> bool:
+    return "://" in str(location)
+
+
+def storage_location(config: RunConfig, out_dir: Path) -> str:
+    """Ray Train's storage: `storage_path` as given when it is a URI, else an absolute local folder."""
+    if config.storage_path is None:
+        return str((out_dir / "ray").resolve())
+    if is_uri(config.storage_path):
+        return config.storage_path
+    return str(Path(config.storage_path).expanduser().resolve())
 
 
 def ensure_ray() -> None:
@@ -152,11 +173,19 @@ class PreparedRun:
     teacher_seconds: float
 
 
-def prepare_run(config: RunConfig, paths: ComparePaths, run_id: str, storage_path: Path) -> PreparedRun:
-    """Read and encode the data, get the teacher (cached or fine-tuned now) and put the student's splits in Ray.
+@dataclass
+class TeacherStage:
+    """The data of a run, encoded with the teacher's tokenizer, and the teacher with its logits for every example."""
 
-    The caller starts Ray and calls `check_cluster_fits` first, before it creates any output.
-    """
+    splits: dict  # name -> prepared DataFrame
+    tokenizer: object
+    encoded: dict[str, EncodedSplit]
+    teacher: Teacher
+    seconds: float
+
+
+def prepare_teacher_stage(config: RunConfig, paths: ComparePaths, run_id: str, storage_path: str | Path) -> TeacherStage:
+    """Read, split and encode the data, then get the teacher: from the cache, or fine-tuned now."""
     # Data: read, split and encode once, so every method trains on the same arrays.
     data = config.data
     splits = prepare_splits(paths.data_dir, paths.cache_dir / "data", dev_fraction=data.dev_fraction, seed=data.seed,
@@ -167,21 +196,31 @@ def prepare_run(config: RunConfig, paths: ComparePaths, run_id: str, storage_pat
     logger.info("data: %s", ", ".join(f"{name} {len(split)}" for name, split in encoded.items()))
 
     # Teacher: fine-tuned once per config and data, then reused from the cache.
-    teacher_started = time.perf_counter()
+    started = time.perf_counter()
     teacher_splits_ref = ray.put({"train": encoded["train"], "dev": encoded["dev"]})
     teacher = prepare_teacher(config, encoded, teacher_splits_ref, tokenizer.pad_token_id, cache_dir=paths.cache_dir,
                               storage_path=storage_path, run_name=run_id)
     del teacher_splits_ref
-    teacher_seconds = time.perf_counter() - teacher_started
+    return TeacherStage(splits, tokenizer, encoded, teacher, time.perf_counter() - started)
+
+
+def prepare_run(config: RunConfig, paths: ComparePaths, run_id: str, storage_path: str | Path) -> PreparedRun:
+    """Prepare data and teacher, then the students' inputs, and put the student's splits in Ray.
+
+    The caller starts Ray and calls `check_cluster_fits` first, before it creates any output.
+    """
+    stage = prepare_teacher_stage(config, paths, run_id, storage_path)
+    splits, encoded, teacher = stage.splits, stage.encoded, stage.teacher
 
     # Students use the teacher's tokenisation unless they get a tokenizer of their own.
     # Teacher logits are matched by example id, so every example keeps its soft labels either way.
-    student_tokenizer, student_encoded = tokenizer, encoded
+    student_tokenizer, student_encoded = stage.tokenizer, encoded
     if config.student.tokenizer == "corpus":
         student_tokenizer = train_wordpiece_tokenizer(
             splits["train"]["text"], paths.out_dir / "students" / "tokenizer", vocab_size=config.student.vocab_size
         )
-        student_encoded = {name: encode_split(frame, student_tokenizer, data.max_length) for name, frame in splits.items()}
+        student_encoded = {name: encode_split(frame, student_tokenizer, config.data.max_length)
+                           for name, frame in splits.items()}
     pad_token_id = student_tokenizer.pad_token_id
 
     distill_splits = {name: student_encoded[name].with_teacher_logits(teacher.logits_by_id) for name in ("train", "dev")}
@@ -194,7 +233,7 @@ def prepare_run(config: RunConfig, paths: ComparePaths, run_id: str, storage_pat
         splits_ref=ray.put(distill_splits),
         student_kwargs=student_config_kwargs(config.student, len(student_tokenizer), pad_token_id),
         test=student_encoded["test"].with_teacher_logits(teacher.logits_by_id),
-        teacher_seconds=teacher_seconds,
+        teacher_seconds=stage.seconds,
     )
 
 
@@ -203,9 +242,10 @@ def run_compare(config: RunConfig, paths: ComparePaths) -> Path:
     run_id = new_run_id()
     ensure_ray()
     check_cluster_fits(config.scaling)  # before the output folder exists, so a config error leaves nothing behind
-    out_dir = paths.out_dir
+    out_dir = expand_run_id(paths.out_dir, run_id)
+    paths = ComparePaths(paths.data_dir, out_dir, paths.cache_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    storage_path = out_dir / "ray"
+    storage_path = storage_location(config, out_dir)
     logger.info("compare run %s: methods %s, %d seed(s), output in %s", run_id, ",".join(config.methods),
                 config.seeds, out_dir)
 
@@ -257,7 +297,7 @@ def run_compare(config: RunConfig, paths: ComparePaths) -> Path:
 
 
 def _run_method(config: RunConfig, method: str, seed: int, kd_weight_init: list[float], run_id: str, splits_ref,
-                student_kwargs: dict, tokenizer, test: EncodedSplit, storage_path: Path, out_dir: Path,
+                student_kwargs: dict, tokenizer, test: EncodedSplit, storage_path: str, out_dir: Path,
                 teacher_source: str) -> MethodSummary:
     pad_token_id = tokenizer.pad_token_id
     started = time.perf_counter()
@@ -269,8 +309,8 @@ def _run_method(config: RunConfig, method: str, seed: int, kd_weight_init: list[
         # Named per run and seed, so two runs on one cluster never share a controller.
         controller_name = f"rlkd-controller-{run_id}-{name}"
         controller = start_controller(controller_name, config.controller, kd_weight_init, seed,
-                                      snapshot_path=storage_path / f"{run_id}-{name}-controller.pt",
-                                      max_restarts=config.controller.max_restarts)
+                                      snapshot_path=out_dir / "controller" / f"{run_id}-{name}.pt",
+                                      max_restarts=config.controller.max_restarts, run=f"{run_id}-{name}")
 
     settings = _method_settings(config, method, seed, kd_weight_init, student_kwargs, pad_token_id, controller_name,
                                 teacher_source)

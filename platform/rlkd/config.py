@@ -325,6 +325,9 @@ class RunConfig:
     baselines: BaselineConfig = field(default_factory=BaselineConfig)
     scaling: ScalingConfig = field(default_factory=ScalingConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
+    storage_path: str | None = _field(
+        None, "Where `rlkd compare` keeps Ray Train's run folders and checkpoints: a local folder, or a URI that "
+              "every node reaches (s3://bucket/rlkd, gs://..., file:///mnt/nfs/rlkd); default <out>/ray.")
 
     def __post_init__(self) -> None:
         _check(len(self.methods) > 0, "methods", self.methods, "a non-empty list")
@@ -332,6 +335,8 @@ class RunConfig:
             _check(method in METHODS, "methods", method, ", ".join(METHODS))
         _check(len(set(self.methods)) == len(self.methods), "methods", self.methods, "no repeats")
         _check(1 <= self.seeds <= 100, "seeds", self.seeds, "1..100")
+        _check(self.storage_path is None or (isinstance(self.storage_path, str) and self.storage_path.strip() != ""),
+               "storage_path", self.storage_path, "a non-empty folder path or URI")
         _check(not (self.distill.loss == "hidden_alignment" and self.student.tokenizer == "corpus"),
                "student.tokenizer", self.student.tokenizer,
                "'teacher' with distill.loss=hidden_alignment, which compares hidden states token by token")

@@ -150,7 +150,7 @@ def _run_trial(params: dict[str, Any], *, base: dict[str, Any], trials: list[dic
         controller_name = f"rlkd-controller-{name}"
         controller = start_controller(controller_name, config.controller, kd_weight_init, config.seed,
                                       snapshot_path=Path(storage_path) / f"{name}-controller.pt",
-                                      max_restarts=config.controller.max_restarts)
+                                      max_restarts=config.controller.max_restarts, run=name)
     settings = _method_settings(config, method, config.seed, kd_weight_init, student_kwargs, pad_token_id,
                                 controller_name, teacher_source)
     try:

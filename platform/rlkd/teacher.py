@@ -87,7 +87,7 @@ def compute_logits(model: torch.nn.Module, split: EncodedSplit, pad_token_id: in
 
 
 def prepare_teacher(config: RunConfig, encoded: dict[str, EncodedSplit], splits_ref: ray.ObjectRef,
-                    pad_token_id: int, *, cache_dir: Path, storage_path: Path, run_name: str) -> Teacher:
+                    pad_token_id: int, *, cache_dir: Path, storage_path: str | Path, run_name: str) -> Teacher:
     """Return the teacher for this data and config: from the cache, a given checkpoint, or fine-tuned now."""
     key = teacher_key(config, encoded)
     directory = Path(cache_dir) / "teachers" / key

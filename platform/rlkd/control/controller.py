@@ -25,10 +25,12 @@ from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
 
+from rlkd import metrics as metric_specs
 from rlkd.config import ControllerConfig
 from rlkd.control.grpo import ADVANTAGES, OLD_LOGP, REF_LOGP, GRPOLearner, group_advantages
 from rlkd.control.policy import ACTIONS, OBS, WeightPolicy, encode_state, policy_spec, weights_from_logits
 from rlkd.control.rewards import RewardSettings, get_reward_design
+from rlkd.metrics import RunMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -247,9 +249,10 @@ class ControllerActor:
 
     def __init__(self, config: ControllerConfig, kd_weight_init: list[float], seed: int,
                  snapshot_path: str | None = None, crash_at_decision: int | None = None,
-                 crash_marker: str | None = None):
+                 crash_marker: str | None = None, run: str | None = None):
         logging.basicConfig(level=logging.INFO)
         self.controller = WeightController(config, kd_weight_init, seed)
+        self.metrics = RunMetrics(run or "controller", "rl")
         self.snapshot_path = Path(snapshot_path) if snapshot_path else None
         self.crash_at_decision = crash_at_decision
         self.crash_marker = Path(crash_marker) if crash_marker else None
@@ -266,8 +269,12 @@ class ControllerActor:
 
     def update(self, decision_id: int, outcome: dict[str, Any]) -> list[float]:
         self._maybe_crash(decision_id)
+        known = self.controller.decisions.get(decision_id)
+        first_update = known is None or not known.applied  # every rank asks; export each decision once
         applied = self.controller.update(decision_id, outcome)
         self._snapshot()
+        if first_update:
+            self._export(self.controller.decisions[decision_id].summary)
         return applied
 
     def history(self) -> list[dict[str, Any]]:
@@ -289,6 +296,13 @@ class ControllerActor:
     def was_restarted(self) -> bool:
         return self.restored_from_snapshot
 
+    def _export(self, summary: dict[str, float]) -> None:
+        self.metrics.set(metric_specs.REWARD_MEAN, summary.get("reward_mean"))
+        self.metrics.set(metric_specs.REWARD_STD, summary.get("reward_std"))
+        self.metrics.set(metric_specs.KL_TO_REFERENCE, summary.get("kl_to_reference"))
+        self.metrics.set(metric_specs.CLIP_FRACTION, summary.get("clip_fraction"))
+        self.metrics.inc(metric_specs.DECISIONS)
+
     def _snapshot(self) -> None:
         if self.snapshot_path is None:
             return
@@ -308,9 +322,13 @@ class ControllerActor:
 
 def start_controller(name: str, config: ControllerConfig, kd_weight_init: list[float], seed: int, *,
                      snapshot_path: str | Path | None = None, max_restarts: int = 0,
-                     crash_at_decision: int | None = None, crash_marker: str | Path | None = None):
-    """Start the named controller actor for one run; the caller kills it when the run ends."""
+                     crash_at_decision: int | None = None, crash_marker: str | Path | None = None,
+                     run: str | None = None):
+    """Start the named controller actor for one run; the caller kills it when the run ends.
+
+    `run` is the `run` label of the actor's exported metrics, the same as the Train run's.
+    """
     return ControllerActor.options(name=name, lifetime=None, max_restarts=max_restarts, max_task_retries=0).remote(
         config, kd_weight_init, seed, str(snapshot_path) if snapshot_path else None, crash_at_decision,
-        str(crash_marker) if crash_marker else None,
+        str(crash_marker) if crash_marker else None, run,
     )

@@ -31,6 +31,7 @@ from rlkd.models import build_student, load_classifier
 from rlkd.train.alignment import HIDDEN_ALIGNMENT, AlignedStudent
 from rlkd.train.encoding import EncodedSplit, collate, length_bucketed_batches
 from rlkd.train.evaluation import all_reduce_counts, count_predictions, metrics_from_counts
+from rlkd.train.exporter import MetricsExporter
 from rlkd.train.lookahead import LookaheadEstimator
 from rlkd.train.probes import Prober, choose_probe_data
 from rlkd.train.step import LossSettings, apply_gradients, build_optimizer, compute_loss, non_finite_rows
@@ -407,6 +408,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     train_seconds = 0.0
     examples_seen = 0
     skipped_batches = int(train_state.get("skipped_batches", 0)) if checkpoint is not None else 0
+    exporter = MetricsExporter(loop_config.get("run_name"), settings.method) if rank == 0 else None
 
     # One bar for the run, drawn by the driver; the other ranks take the same steps.
     progress_bar = ray_tqdm(total=steps, desc=f"{settings.method} training", unit="step") if rank == 0 else None
@@ -428,8 +430,11 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             scheduler.step()
         else:
             apply_gradients(model, optimizer, loss, scheduler)
-        train_seconds += time.perf_counter() - step_started
+        step_seconds = time.perf_counter() - step_started
+        train_seconds += step_seconds
         examples_seen += len(batch["labels"])
+        if exporter is not None:
+            exporter.step(step_seconds, len(batch["labels"]) * world_size)
         if progress_bar is not None:
             progress_bar.update(1)
 
@@ -447,6 +452,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         if step != steps:
             kd_weight = decisions.decide(step, metrics, step / steps, kd_weight)
         history.append(record)
+        if exporter is not None:
+            exporter.decision_point(metrics, kd_weight, float(loss.total.item()), skipped_batches, decisions.gaps)
 
         report = {
             "step": step,

@@ -31,20 +31,21 @@ class FitResult:
     history: list[dict[str, Any]]  # one record per decision point
 
 
-def fit(settings: LoopSettings, splits_ref: ray.ObjectRef, scaling: ScalingConfig, *, storage_path: Path,
+def fit(settings: LoopSettings, splits_ref: ray.ObjectRef, scaling: ScalingConfig, *, storage_path: str | Path,
         run_name: str, output_dir: Path, callbacks: list | None = None,
         keep_best: tuple[str, str] | None = None) -> FitResult:
     """Train with `settings` on the splits behind `splits_ref`; copy the final checkpoint to `output_dir`."""
     resources = {"CPU": scaling.cpus_per_worker}
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"settings": settings, "splits": splits_ref},
+        train_loop_config={"settings": settings, "splits": splits_ref, "run_name": run_name},
         scaling_config=ray.train.ScalingConfig(
             num_workers=scaling.num_workers, use_gpu=scaling.use_gpu, resources_per_worker=resources
         ),
         run_config=ray.train.RunConfig(
             name=run_name,
-            storage_path=str(Path(storage_path).resolve()),
+            # A URI (s3://, gs://, file://) goes to Ray as given; a local folder becomes absolute.
+            storage_path=str(storage_path) if "://" in str(storage_path) else str(Path(storage_path).resolve()),
             # A failed worker group restarts from the latest checkpoint, up to max_failures times.
             failure_config=ray.train.FailureConfig(max_failures=scaling.max_failures),
             # Two checkpoints kept: the latest ones, or with keep_best=(metric, mode) the two best by that

@@ -1,0 +1,144 @@
+"""The compare job submitted twice to a real local Ray head (`ray start --head` on 127.0.0.1, token auth on).
+
+The first submission goes through `ray job submit`, the second through `rlkd job submit`; they run at the
+same time, so a shared controller name or output folder would break one of them.
+"""
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import REPO_ROOT
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
+
+VENV_BIN = Path(sys.executable).parent
+METHODS = "kd,rl"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def client_env() -> dict:
+    # `ray start --head` turns token authentication on; clients then send the token from ~/.ray/auth_token.
+    return {**os.environ, "RAY_AUTH_MODE": "token", "PATH": f"{VENV_BIN}:{os.environ['PATH']}"}
+
+
+@pytest.fixture(scope="module")
+def ray_head(tmp_path_factory):
+    """A Ray head started by cluster/start-local-head.sh in the foreground (--block), stopped by SIGTERM."""
+    log_path = tmp_path_factory.mktemp("head") / "head.log"
+    ports = {"RLKD_RAY_PORT": free_port(), "RLKD_DASHBOARD_PORT": free_port(), "RLKD_METRICS_PORT": free_port()}
+    env = {**client_env(), **{name: str(port) for name, port in ports.items()}, "RLKD_NUM_CPUS": "2"}
+    env.pop("RAY_ADDRESS", None)
+    log = open(log_path, "wb")
+    head = subprocess.Popen(["bash", str(REPO_ROOT / "cluster" / "start-local-head.sh"), "--block"], env=env,
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=REPO_ROOT)
+    address = f"http://127.0.0.1:{ports['RLKD_DASHBOARD_PORT']}"
+    try:
+        wait_for_dashboard(address, head, log_path)
+        yield address
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait(timeout=30)
+        log.close()
+
+
+def wait_for_dashboard(address: str, head: subprocess.Popen, log_path: Path) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if head.poll() is not None:
+            pytest.fail(f"the Ray head exited with {head.returncode}: {log_path.read_text()[-3000:]}")
+        try:
+            urllib.request.urlopen(f"{address}/api/version", timeout=2)
+            return
+        except urllib.error.HTTPError:
+            return  # an answer, even 401 without a token, means the job server is up
+        except OSError:
+            time.sleep(1)
+    pytest.fail(f"the Ray dashboard at {address} never answered: {log_path.read_text()[-3000:]}")
+
+
+def job_command(sentimix_dir: Path, out_base: Path, cache_dir: Path) -> list[str]:
+    return ["python", "jobs/compare.py", "--smoke-test", "--methods", METHODS, "--data", str(sentimix_dir),
+            "--out", str(out_base / "compare-{run_id}"), "--cache-dir", str(cache_dir)]
+
+
+def ray_job(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([str(VENV_BIN / "ray"), "job", *args], env=client_env(), cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def two_jobs(ray_head, sentimix_dir, tmp_path_factory):
+    out_base = tmp_path_factory.mktemp("jobs")
+    cache_dir = tmp_path_factory.mktemp("cache")
+    command = job_command(sentimix_dir, out_base, cache_dir)
+
+    first = ray_job("submit", "--address", ray_head, "--runtime-env", "jobs/runtime_env.yaml", "--no-wait", "--",
+                    *command)
+    assert first.returncode == 0, first.stdout + first.stderr
+    first_id = next(word.strip("'") for word in first.stdout.split() if word.strip("'").startswith("raysubmit_"))
+
+    second = subprocess.run([str(VENV_BIN / "rlkd"), "job", "submit", "--address", ray_head, "--timeout", "900",
+                             "--", *command], env=client_env(), cwd=REPO_ROOT, capture_output=True, text=True,
+                            timeout=1000)
+    first_status = wait_for_job(ray_head, first_id)
+    first_logs = ray_job("logs", "--address", ray_head, first_id).stdout
+    return out_base, (first_status, first_logs), second
+
+
+def wait_for_job(address: str, submission_id: str, timeout: float = 900) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = re.search(r"Status for job '[^']+': (\w+)", ray_job("status", "--address", address, submission_id).stdout)
+        if status and status.group(1) in ("SUCCEEDED", "FAILED", "STOPPED"):
+            return status.group(1)
+        time.sleep(5)
+    return "TIMEOUT"
+
+
+def test_both_submissions_succeed(two_jobs):
+    _, (first_status, first_logs), second = two_jobs
+
+    assert first_status == "SUCCEEDED", first_logs[-4000:]
+    assert second.returncode == 0, (second.stdout + second.stderr)[-4000:]
+    assert "SUCCEEDED" in second.stdout.splitlines()[-1]
+
+
+def test_submissions_write_separate_complete_runs(two_jobs):
+    out_base, (_, first_logs), second = two_jobs
+
+    runs = sorted(out_base.glob("compare-*"))
+    assert len(runs) == 2, runs
+    reported = {line.split("report: ", 1)[1].strip() for logs in (first_logs, second.stdout)
+                for line in logs.splitlines() if line.startswith("report: ")}
+    assert reported == {str(run / "report.md") for run in runs}
+    for run in runs:
+        results = pd.read_csv(run / "results.csv")
+        assert set(results["method"]) == {"teacher", "kd", "rl"}
+        assert set(results["lang"]) == {"en", "es", "hi", "all"}
+        assert results["macro_f1"].between(0, 1).all()
+        history = json.loads((run / "controller_history.json").read_text())
+        assert history and all(len(decision["rewards"]) >= 2 for decision in history)
+    # Each run named its controller after its own run id.
+    controllers = [sorted(path.name for path in (run / "controller").iterdir()) for run in runs]
+    assert controllers[0] != controllers[1]
