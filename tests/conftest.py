@@ -15,3 +15,9 @@ def sentimix_dir() -> Path:
     if not path.is_dir():
         pytest.fail(f"SentiMix corpus not found at {path}; set RLKD_DATA")
     return path
+
+
+@pytest.fixture(scope="session")
+def smoke_cache_dir(tmp_path_factory) -> Path:
+    """One data and teacher cache for every smoke-profile run of the session, so the teacher trains once."""
+    return tmp_path_factory.mktemp("smoke-cache")

@@ -14,9 +14,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 @pytest.fixture(scope="module")
-def smoke_run(sentimix_dir, tmp_path_factory):
+def smoke_run(sentimix_dir, smoke_cache_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("smoke")
-    cache = tmp_path_factory.mktemp("cache")
+    cache = smoke_cache_dir
     command = [sys.executable, "-m", "rlkd.cli", "compare", "--smoke-test", "--data", str(sentimix_dir),
                "--out", str(out), "--cache-dir", str(cache)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=840)

@@ -25,6 +25,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
 VENV_BIN = Path(sys.executable).parent
 METHODS = "kd,rl"
+ANSI_CODES = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def free_port() -> int:
@@ -53,13 +54,43 @@ def ray_head(tmp_path_factory):
         wait_for_dashboard(address, head, log_path)
         yield address
     finally:
-        os.killpg(head.pid, signal.SIGTERM)
-        try:
-            head.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(head.pid, signal.SIGKILL)
-            head.wait(timeout=30)
+        stop_session(head)
+        forget_head(ports["RLKD_RAY_PORT"])
         log.close()
+
+
+def stop_session(head: subprocess.Popen) -> None:
+    """Stop the head like Ctrl-C would, then anything left of its session; other Ray instances stay untouched."""
+    os.killpg(head.pid, signal.SIGTERM)
+    try:
+        head.wait(timeout=90)
+    except subprocess.TimeoutExpired:
+        head.kill()
+        head.wait(timeout=30)
+    kill_session(head.pid)
+
+
+def forget_head(gcs_port: int) -> None:
+    """Remove Ray's record of this head, which `ray start` writes and only `ray stop` removes.
+
+    While it names a head, a bare `ray.init()` on this machine connects there instead of starting a
+    local Ray, so later tests would try to reach the stopped head.
+    """
+    record = Path("/tmp/ray/ray_current_cluster")
+    if record.is_file() and record.read_text().strip().endswith(f":{gcs_port}"):
+        record.unlink()
+
+
+def kill_session(session_id: int) -> None:
+    """SIGKILL every process left in a session: Ray workers move to process groups of their own, not sessions."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            if os.getsid(int(entry)) == session_id:
+                os.kill(int(entry), signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 def wait_for_dashboard(address: str, head: subprocess.Popen, log_path: Path) -> None:
@@ -88,10 +119,11 @@ def ray_job(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def two_jobs(ray_head, sentimix_dir, tmp_path_factory):
+def two_jobs(ray_head, sentimix_dir, smoke_cache_dir, tmp_path_factory):
     out_base = tmp_path_factory.mktemp("jobs")
-    cache_dir = tmp_path_factory.mktemp("cache")
-    command = job_command(sentimix_dir, out_base, cache_dir)
+    cache_dir = smoke_cache_dir
+    # The job runs in a copy of the working dir, so every path it gets is absolute.
+    command = job_command(sentimix_dir.resolve(), out_base, cache_dir)
 
     first = ray_job("submit", "--address", ray_head, "--runtime-env", "jobs/runtime_env.yaml", "--no-wait", "--",
                     *command)
@@ -109,9 +141,11 @@ def two_jobs(ray_head, sentimix_dir, tmp_path_factory):
 def wait_for_job(address: str, submission_id: str, timeout: float = 900) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        status = re.search(r"Status for job '[^']+': (\w+)", ray_job("status", "--address", address, submission_id).stdout)
-        if status and status.group(1) in ("SUCCEEDED", "FAILED", "STOPPED"):
-            return status.group(1)
+        result = ray_job("status", "--address", address, submission_id)
+        # `ray job status` words a finished job as "Job '<id>' succeeded", "failed" or "was stopped".
+        ended = re.search(r"Job '[^']+' (succeeded|failed|was stopped)", ANSI_CODES.sub("", result.stdout + result.stderr))
+        if ended:
+            return ended.group(1).split()[-1].upper()
         time.sleep(5)
     return "TIMEOUT"
 

@@ -106,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="Train every student with N seeds (seed, seed+1, ...) and report mean and std.")
     compare.add_argument("--smoke-test", action="store_true",
                          help="A few hundred tweets and tiny models: checks the whole pipeline in minutes.")
+    compare.add_argument("--resume", action="store_true",
+                         help="Continue the interrupted run in --out (its own folder) with the config it started "
+                              "with: finished students are kept, an interrupted one continues from its checkpoint.")
 
     sweep = commands.add_parser(
         "sweep",
@@ -152,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
         "submit",
         help="Check the upload size, then submit like `ray job submit`, with jobs/runtime_env.yaml.",
         description="Submit ENTRYPOINT (after --) from the repository root with the runtime environment of "
-                    "jobs/runtime_env.yaml. Refuses, before uploading, a working dir over Ray's upload limit and "
+                    "jobs/runtime_env.yaml. Rejects, before uploading, a working dir over Ray's upload limit and "
                     "a runtime environment that carries a secret. Waits for the job and prints its logs unless "
                     "--no-wait.",
     )
@@ -203,7 +206,7 @@ def _run_compare(args: argparse.Namespace) -> int:
     if not args.data.is_dir():
         raise UsageError(f"data folder not found: {args.data}")
     paths = ComparePaths(args.data.resolve(), args.out.resolve(), (args.cache_dir or default_cache_dir()).resolve())
-    out_dir = run_compare(config, paths)
+    out_dir = run_compare(config, paths, resume=args.resume)
     print(f"report: {out_dir / 'report.md'}")
     return 0
 

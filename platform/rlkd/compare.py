@@ -14,12 +14,13 @@ import ray
 import torch
 
 from rlkd.baselines import GroupDRO, language_shares, temperature_weights
-from rlkd.config import ConfigError, RunConfig, ScalingConfig
+from rlkd.config import ConfigError, RunConfig, ScalingConfig, _build
 from rlkd.constants import LANGS, OTHER
 from rlkd.control.controller import start_controller
 from rlkd.data import DataError, prepare_splits
 from rlkd.evaluate import (
     MethodSummary,
+    _write_atomic,
     plot_f1_by_language,
     plot_kd_weights,
     render_report,
@@ -50,6 +51,8 @@ def default_cache_dir() -> Path:
 
 
 RUN_ID_PLACEHOLDER = "{run_id}"
+RUN_STATE_FILE = "run.json"  # run id and config, written first, so --resume can pick the run up
+SUMMARY_FILE = "summary.json"  # beside each finished student: its scores, written last
 
 
 def new_run_id() -> str:
@@ -75,7 +78,11 @@ def storage_location(config: RunConfig, out_dir: Path) -> str:
 
 
 def ensure_ray() -> None:
-    """Connect to the cluster named by RAY_ADDRESS, or start a local Ray inside this process."""
+    """Join the cluster of RAY_ADDRESS (set for `ray job` drivers) or of `ray start` on this machine, else start one.
+
+    Ray records a head started with `ray start` in /tmp/ray/ray_current_cluster, and `ray.init()`
+    joins it; without one, a local Ray starts inside this process.
+    """
     if not ray.is_initialized():
         ray.init(logging_level=logging.WARNING)
 
@@ -237,14 +244,38 @@ def prepare_run(config: RunConfig, paths: ComparePaths, run_id: str, storage_pat
     )
 
 
-def run_compare(config: RunConfig, paths: ComparePaths) -> Path:
-    """Run every configured method and seed; write results.csv, report.md, the plots and the checkpoints."""
-    run_id = new_run_id()
+def read_run_state(out_dir: Path) -> tuple[str, RunConfig]:
+    """The run id and config of the compare run in `out_dir`, for --resume."""
+    path = out_dir / RUN_STATE_FILE
+    if not path.is_file():
+        raise ConfigError(f"nothing to resume in {out_dir}: no {RUN_STATE_FILE} of an `rlkd compare` run there "
+                          f"(pass the run's own folder, with {RUN_ID_PLACEHOLDER} filled in)")
+    try:
+        state = json.loads(path.read_text())
+        return state["run_id"], _build(RunConfig, state["config"], "")
+    except (ValueError, KeyError) as error:
+        raise ConfigError(f"cannot resume from {path}: {error}") from None
+
+
+def run_compare(config: RunConfig, paths: ComparePaths, *, resume: bool = False) -> Path:
+    """Run every configured method and seed; write results.csv, report.md, the plots and the checkpoints.
+
+    With `resume`, `paths.out_dir` is an interrupted run's folder: the run keeps its id and config,
+    finished students are read back from their summaries, and an interrupted Train run continues
+    from its latest checkpoint, because it keeps its name and storage path.
+    """
+    if resume:
+        run_id, config = read_run_state(paths.out_dir)
+        logger.info("resuming compare run %s in %s with the config it started with", run_id, paths.out_dir)
+    else:
+        run_id = new_run_id()
     ensure_ray()
     check_cluster_fits(config.scaling)  # before the output folder exists, so a config error leaves nothing behind
     out_dir = expand_run_id(paths.out_dir, run_id)
     paths = ComparePaths(paths.data_dir, out_dir, paths.cache_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        _write_atomic(out_dir / RUN_STATE_FILE, json.dumps({"run_id": run_id, "config": asdict(config)}, indent=2))
     storage_path = storage_location(config, out_dir)
     logger.info("compare run %s: methods %s, %d seed(s), output in %s", run_id, ",".join(config.methods),
                 config.seeds, out_dir)
@@ -315,6 +346,11 @@ def _run_method(config: RunConfig, method: str, seed: int, kd_weight_init: list[
     settings = _method_settings(config, method, seed, kd_weight_init, student_kwargs, pad_token_id, controller_name,
                                 teacher_source)
     output_dir = out_dir / "students" / (method if config.seeds == 1 else f"{method}/seed{seed}")
+    finished = _read_summary(output_dir)
+    if finished is not None:
+        logger.info("%s (seed %d): finished before the resume, test macro-F1 %.3f", method, seed,
+                    finished.scores["all"]["macro_f1"])
+        return finished
     try:
         result = fit(settings, splits_ref, config.scaling, storage_path=storage_path, run_name=f"{run_id}-{name}",
                      output_dir=output_dir)
@@ -333,5 +369,18 @@ def _run_method(config: RunConfig, method: str, seed: int, kd_weight_init: list[
     scores, num_parameters = _test_scores(result.checkpoint_dir, test, pad_token_id)
     logger.info("%s (seed %d): test macro-F1 %.3f (%s)", method, seed, scores["all"]["macro_f1"],
                 ", ".join(f"{lang} {scores[lang]['macro_f1']:.3f}" for lang in LANGS))
-    return MethodSummary(method, scores, num_parameters, time.perf_counter() - started, result.history, notes, seed)
+    summary = MethodSummary(method, scores, num_parameters, time.perf_counter() - started, result.history, notes, seed)
+    _write_atomic(output_dir / SUMMARY_FILE, json.dumps(asdict(summary)))
+    return summary
+
+
+def _read_summary(output_dir: Path) -> MethodSummary | None:
+    """The summary of a student finished by an earlier attempt of this run; None when it must be trained."""
+    path = output_dir / SUMMARY_FILE
+    if not path.is_file():
+        return None
+    try:
+        return MethodSummary(**json.loads(path.read_text()))
+    except (ValueError, TypeError) as error:
+        raise DataError(f"cannot read the student summary {path}: {error}") from None
 

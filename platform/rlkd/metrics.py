@@ -22,7 +22,7 @@ LANG_LABELS = ("run", "method", "lang")
 
 @dataclass(frozen=True)
 class MetricSpec:
-    name: str  # as given to ray.util.metrics; Prometheus sees RAY_EXPORT_PREFIX + name
+    name: str  # as given to ray.util.metrics; Prometheus stores RAY_EXPORT_PREFIX + name
     kind: str  # "gauge" or "counter"
     description: str  # the HELP text, with the unit
     per_language: bool = False

@@ -13,10 +13,10 @@ import yaml
 logger = logging.getLogger(__name__)
 
 RUNTIME_ENV_FILE = Path("jobs") / "runtime_env.yaml"
-# Ray refuses a working_dir package from this size on (ray._private.runtime_env.packaging.GCS_STORAGE_MAX_SIZE).
+# Ray rejects a working_dir package from this size on (ray._private.runtime_env.packaging.GCS_STORAGE_MAX_SIZE).
 DEFAULT_UPLOAD_LIMIT = 512 * 1024 * 1024
-# Names of environment variables that must never travel in a runtime environment: Ray shows it in the
-# dashboard and the job's logs to everyone who can reach the cluster.
+# Markers of environment variable names that must never travel in a runtime environment, because Ray shows
+# runtime environments in its dashboard and the job's logs to everyone who can reach the cluster.
 SECRET_MARKERS = ("TOKEN", "SECRET", "PASSWORD", "API_KEY")
 TERMINAL_STATES = ("SUCCEEDED", "FAILED", "STOPPED")
 
@@ -42,7 +42,7 @@ def upload_limit() -> int:
 
 
 def load_runtime_env(path: Path) -> dict:
-    """Read a runtime-environment YAML and refuse one that carries a secret in `env_vars`."""
+    """Read a runtime-environment YAML and reject one that carries a secret in `env_vars`."""
     try:
         runtime_env = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except OSError as error:
@@ -83,7 +83,7 @@ def measure_upload(working_dir: Path, excludes: list[str]) -> UploadSize:
 
 
 def check_upload_size(working_dir: Path, runtime_env: dict, limit: int | None = None) -> UploadSize:
-    """Refuse, before Ray packs anything, a working dir that would pass Ray's upload limit."""
+    """Reject, before Ray packs anything, a working dir that would pass Ray's upload limit."""
     limit = upload_limit() if limit is None else limit
     size = measure_upload(working_dir, runtime_env.get("excludes") or [])
     if size.total_bytes >= limit:
@@ -139,7 +139,7 @@ def wait(address: str, submission_id: str, timeout_s: float) -> tuple[str, str]:
 
 
 def auth_hint() -> str:
-    """What to set when a cluster started with `ray start --head` refuses an unauthenticated client."""
+    """Return a hint for a cluster started with `ray start --head`, which rejects clients without a token."""
     if os.environ.get("RAY_AUTH_MODE") == "token":
         return ""
     return " (a cluster started with `ray start --head` needs RAY_AUTH_MODE=token on the client)"

@@ -1,4 +1,4 @@
-"""What rank 0 of a training run exports to Prometheus, interval by interval."""
+"""The exporter of a training run's metrics, recorded on rank 0 at every decision point."""
 
 from __future__ import annotations
 

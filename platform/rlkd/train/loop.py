@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import tempfile
 import time
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ logger = logging.getLogger(__name__)
 
 WARMUP_SHARE = 0.06
 HISTORY_FILE = "history.json"
+STALL_IN_CHECKPOINT_ENV = "RLKD_FAULT_STALL_IN_CHECKPOINT"  # "<method>:<step>:<marker file>", for fault tests
 TRAIN_STATE_FILE = "train_state.pt"
 CONTROLLER_STATE_FILE = "controller_state.pt"
 
@@ -270,7 +272,7 @@ def _student_of(model: torch.nn.Module) -> torch.nn.Module:
     return model.student if isinstance(model, AlignedStudent) else model
 
 
-def _save_checkpoint(directory: str, model, optimizer, scheduler, step: int, kd_weight: list[float],
+def _save_checkpoint(directory: str, method: str, model, optimizer, scheduler, step: int, kd_weight: list[float],
                      history: list[dict[str, Any]], decisions: _Decisions, final: bool, skipped_batches: int) -> None:
     """Write everything a resumed run needs. The final checkpoint also contains the Hugging Face student."""
     torch.save({
@@ -283,6 +285,7 @@ def _save_checkpoint(directory: str, model, optimizer, scheduler, step: int, kd_
         "decisions": decisions.get_state(),
         "skipped_batches": skipped_batches,
     }, Path(directory, TRAIN_STATE_FILE))
+    _maybe_stall_in_checkpoint(method, step)
     controller_state = decisions.controller_state()
     if controller_state is not None:
         torch.save(controller_state, Path(directory, CONTROLLER_STATE_FILE))
@@ -339,6 +342,22 @@ def _skip_batch(settings: LoopSettings, step: int, rank: int, train: EncodedSpli
             f"{settings.max_skipped_batches}; the last at step {step} ({where}). Check the inputs and teacher logits "
             f"of those examples, or lower the learning rate"
         )
+
+
+def _maybe_stall_in_checkpoint(method: str, step: int) -> None:
+    """Hang once, halfway through writing the checkpoint of one step, so a test can kill the whole run there.
+
+    Set through the environment, because the test drives `rlkd compare` as a user would; local Ray
+    workers inherit the driver's environment.
+    """
+    spec = os.environ.get(STALL_IN_CHECKPOINT_ENV)
+    if not spec:
+        return
+    target_method, target_step, marker = spec.split(":", 2)
+    if target_method != method or int(target_step) != step or Path(marker).exists():
+        return
+    Path(marker).touch()
+    time.sleep(600)
 
 
 def _maybe_inject_failure(settings: LoopSettings, step: int, rank: int) -> None:
@@ -474,7 +493,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         with tempfile.TemporaryDirectory() as directory:
             checkpoint = None
             if rank == 0:
-                _save_checkpoint(directory, model, optimizer, scheduler, step, kd_weight, history, decisions, final,
-                                 skipped_batches)
+                _save_checkpoint(directory, settings.method, model, optimizer, scheduler, step, kd_weight, history,
+                                 decisions, final, skipped_batches)
                 checkpoint = ray.train.Checkpoint.from_directory(directory)
             ray.train.report(report, checkpoint=checkpoint)
