@@ -51,17 +51,22 @@ def synthetic_split(size: int, seed: int) -> EncodedSplit:
     )
 
 
-def object_store_bytes() -> int:
-    """Bytes in use in this node's object store, as `ray memory --stats-only` reports them."""
+def object_store_bytes(gcs_address: str) -> int:
+    """Bytes in use in the object store of the Ray at `gcs_address`, as `ray memory --stats-only` reports them.
+
+    The address is explicit: without one, Ray would look up the newest `ray start` head on this machine,
+    which need not be the Ray this script started.
+    """
     from ray._private.internal_api import get_memory_info_reply, get_state_from_address
 
-    reply = get_memory_info_reply(get_state_from_address(ray.get_runtime_context().gcs_address))
+    reply = get_memory_info_reply(get_state_from_address(gcs_address))
     return int(reply.store_stats.object_store_bytes_used)
 
 
 class Sampler(threading.Thread):
-    def __init__(self, interval_s: float):
+    def __init__(self, gcs_address: str, interval_s: float):
         super().__init__(daemon=True)
+        self.gcs_address = gcs_address
         self.interval_s = interval_s
         self.samples: list[tuple[float, int]] = []
         self.stopped = threading.Event()
@@ -69,7 +74,7 @@ class Sampler(threading.Thread):
 
     def run(self) -> None:
         while not self.stopped.is_set():
-            self.samples.append((time.monotonic() - self.started, object_store_bytes()))
+            self.samples.append((time.monotonic() - self.started, object_store_bytes(self.gcs_address)))
             self.stopped.wait(self.interval_s)
 
 
@@ -80,7 +85,7 @@ def main() -> None:
     parser.add_argument("--sample-s", type=float, default=2.0, help="Seconds between samples (default 2).")
     args = parser.parse_args()
 
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
+    context = ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
     train, dev = synthetic_split(512, 1), synthetic_split(96, 2)
     splits_ref = ray.put({"train": train, "dev": dev})
     config = ControllerConfig(group_size=4, probe_steps=2, reward_examples=32, reward_design="macro_f1_gain")
@@ -93,7 +98,7 @@ def main() -> None:
         reward_examples=32,
     )
 
-    sampler = Sampler(args.sample_s)
+    sampler = Sampler(context.address_info["gcs_address"], args.sample_s)
     sampler.start()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as folder:

@@ -6,20 +6,22 @@
 # Stop it with cluster/stop-local-head.sh.
 #
 # Environment:
-#   RLKD_RAY_HOST        address that Ray advertises as this node's IP and binds the dashboard to
-#                        (default 127.0.0.1). Any other value, such as a LAN address, exposes
-#                        the cluster beyond this machine, which is the caller's choice.
+#   RLKD_RAY_HOST        address that the dashboard and job server bind to, also passed as the
+#                        node IP (default 127.0.0.1). Any other value, such as a LAN address,
+#                        exposes the dashboard beyond this machine, which is the caller's choice.
 #                        Token authentication stays on either way.
 #   RLKD_RAY_PORT        GCS port (default 6379)
 #   RLKD_DASHBOARD_PORT  dashboard and job submission port (default 8265)
 #   RLKD_METRICS_PORT    Prometheus metrics export port (default 8080)
+#   RLKD_AGENT_PORT      dashboard agent port, which job submission goes through (default 52365)
+#   RLKD_CLIENT_PORT     Ray client server port (default 10001)
 #   RLKD_NUM_CPUS        CPUs that Ray may schedule (default: every CPU Ray detects)
 #   RLKD_RAY_BIN         ray executable to run (default: .venv/bin/ray of this repository, else ray on PATH)
 #
-# NOTE: `ray start --help` documents only --dashboard-host as a bind address. Ray 2.60 also
-# binds its metrics exporter to loopback when the node IP is a loopback address. Whether the
-# GCS and raylet gRPC servers listen on the node IP only was not checked, so on shared networks
-# keep a firewall in front of port 6379 and Ray's other ports.
+# NOTE: only the dashboard and job server stay on 127.0.0.1. Ray 2.60 replaces a loopback node
+# IP with the machine's address, and then the GCS, raylet, metrics exporter and client server
+# listen on that address or on all interfaces (seen with `ss -ltnp`). Token authentication covers
+# GCS and job calls; on shared networks keep a firewall in front of Ray's ports as well.
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -29,6 +31,8 @@ host="${RLKD_RAY_HOST:-127.0.0.1}"
 gcs_port="${RLKD_RAY_PORT:-6379}"
 dashboard_port="${RLKD_DASHBOARD_PORT:-8265}"
 metrics_port="${RLKD_METRICS_PORT:-8080}"
+agent_port="${RLKD_AGENT_PORT:-52365}"
+client_port="${RLKD_CLIENT_PORT:-10001}"
 num_cpus="${RLKD_NUM_CPUS:-}"
 
 fail() {
@@ -49,6 +53,8 @@ fi
 validate_port RLKD_RAY_PORT "$gcs_port"
 validate_port RLKD_DASHBOARD_PORT "$dashboard_port"
 validate_port RLKD_METRICS_PORT "$metrics_port"
+validate_port RLKD_AGENT_PORT "$agent_port"
+validate_port RLKD_CLIENT_PORT "$client_port"
 if [[ -n "$num_cpus" ]] && ! [[ "$num_cpus" =~ ^[0-9]+$ ]]; then
     fail "invalid RLKD_NUM_CPUS '$num_cpus': expected a whole number of CPUs"
 fi
@@ -121,6 +127,9 @@ ray_args=(
     --dashboard-host "$host"
     --dashboard-port "$dashboard_port"
     --metrics-export-port "$metrics_port"
+    --dashboard-agent-listen-port "$agent_port"
+    --ray-client-server-port "$client_port"
+    --disable-usage-stats
 )
 if [[ -n "$num_cpus" ]]; then
     ray_args+=(--num-cpus "$num_cpus")

@@ -7,8 +7,9 @@ Submit from the repository root to a Ray cluster; `cluster/start-local-head.sh` 
         --out "$PWD/outputs/jobs/compare-{run_id}"
 
 Expect status SUCCEEDED after about 4 minutes on 2 cores (the smoke profile; about 45 minutes without
---smoke-test, 27 once the teacher is cached). The job's last log line names the report:
+--smoke-test, 27 once the teacher is cached). Near the end of the job's logs a line names the report,
 `report: <repo>/outputs/jobs/compare-<run id>/report.md`, beside results.csv, the plots and students/.
+A smoke run writes about 650 MB, most of it Ray Train checkpoints under ray/.
 `{run_id}` becomes the run's own id, so the same command submitted twice writes two folders.
 Paths must be absolute, since the job runs in a copy of the working dir, and on a multi-node cluster
 they must name shared storage (or set --set storage_path=s3://... for Ray Train's checkpoints).

@@ -4,6 +4,9 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Every test starts its own Ray. Without this, `ray.init()` (and `rlkd` in a subprocess) would join a head
+# that `ray start` left running on this machine, and share or fight over its CPUs.
+os.environ["RAY_ADDRESS"] = "local"
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -36,16 +36,19 @@ def free_port() -> int:
 
 def client_env() -> dict:
     # `ray start --head` turns token authentication on; clients then send the token from ~/.ray/auth_token.
-    return {**os.environ, "RAY_AUTH_MODE": "token", "PATH": f"{VENV_BIN}:{os.environ['PATH']}"}
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "PATH": f"{VENV_BIN}:{os.environ['PATH']}"}
+    env.pop("RAY_ADDRESS", None)  # conftest's "local" is for in-process Ray; these commands get --address
+    return env
 
 
 @pytest.fixture(scope="module")
 def ray_head(tmp_path_factory):
     """A Ray head started by cluster/start-local-head.sh in the foreground (--block), stopped by SIGTERM."""
     log_path = tmp_path_factory.mktemp("head") / "head.log"
-    ports = {"RLKD_RAY_PORT": free_port(), "RLKD_DASHBOARD_PORT": free_port(), "RLKD_METRICS_PORT": free_port()}
+    # Every port is free-picked: another Ray on the machine may hold the defaults, the agent's 52365 included.
+    ports = {name: free_port() for name in ("RLKD_RAY_PORT", "RLKD_DASHBOARD_PORT", "RLKD_METRICS_PORT",
+                                            "RLKD_AGENT_PORT", "RLKD_CLIENT_PORT")}
     env = {**client_env(), **{name: str(port) for name, port in ports.items()}, "RLKD_NUM_CPUS": "2"}
-    env.pop("RAY_ADDRESS", None)
     log = open(log_path, "wb")
     head = subprocess.Popen(["bash", str(REPO_ROOT / "cluster" / "start-local-head.sh"), "--block"], env=env,
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=REPO_ROOT)
@@ -176,3 +179,19 @@ def test_submissions_write_separate_complete_runs(two_jobs):
     # Each run named its controller after its own run id.
     controllers = [sorted(path.name for path in (run / "controller").iterdir()) for run in runs]
     assert controllers[0] != controllers[1]
+
+
+def test_submit_without_token_mode_is_one_clear_line(ray_head):
+    env = client_env()
+    env.pop("RAY_AUTH_MODE")
+
+    result = subprocess.run([str(VENV_BIN / "rlkd"), "job", "submit", "--address", ray_head, "--no-wait", "--",
+                             "python", "jobs/compare.py", "--help"], env=env, cwd=REPO_ROOT, capture_output=True,
+                            text=True, timeout=300)
+
+    # Log lines may come first; the error itself is one line, without a traceback.
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert last_line.startswith(f"rlkd: error: cannot submit to {ray_head}")
+    assert "RAY_AUTH_MODE=token" in last_line
+    assert "Traceback" not in result.stderr

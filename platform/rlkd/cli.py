@@ -258,16 +258,22 @@ def _run_job_submit(args: argparse.Namespace) -> int:
     entrypoint = args.entrypoint[1:] if args.entrypoint[:1] == ["--"] else args.entrypoint
     if not entrypoint:
         raise UsageError("no entrypoint: rlkd job submit [options] -- python jobs/compare.py ...")
+    from ray.exceptions import RayError
+
     runtime_env = job_runtime_env(Path.cwd(), args.runtime_env)
     command = shlex.join(entrypoint)
     try:
         submission_id = submit(args.address, command, runtime_env)
-    except (ConnectionError, RuntimeError) as error:
-        raise UsageError(f"cannot submit to {args.address}: {error}{auth_hint()}") from None
+    except (ConnectionError, RuntimeError, RayError) as error:
+        raise UsageError(f"cannot submit to {args.address}: {_first_line(error)}{auth_hint()}") from None
     print(f"submitted: {submission_id}")
     if args.no_wait:
         return 0
-    status, logs = wait(args.address, submission_id, args.timeout)
+    try:
+        status, logs = wait(args.address, submission_id, args.timeout)
+    except (ConnectionError, RuntimeError, RayError) as error:
+        raise UsageError(f"lost contact with {args.address} while waiting for {submission_id}: "
+                         f"{_first_line(error)}{auth_hint()}") from None
     print(logs, end="" if logs.endswith("\n") else "\n")
     print(f"job {submission_id}: {status}")
     return 0 if status == "SUCCEEDED" else 1
@@ -287,6 +293,11 @@ def _run_dashboards(args: argparse.Namespace) -> int:
     for line in result.lines():
         print(line)
     return 0
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
 
 
 def _run_inspect(args: argparse.Namespace) -> int:

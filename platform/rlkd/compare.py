@@ -84,7 +84,8 @@ def ensure_ray() -> None:
     joins it; without one, a local Ray starts inside this process.
     """
     if not ray.is_initialized():
-        ray.init(logging_level=logging.WARNING)
+        context = ray.init(logging_level=logging.WARNING)
+        logger.info("Ray cluster at %s", context.address_info.get("gcs_address"))
 
 
 def check_cluster_fits(scaling: ScalingConfig) -> None:

@@ -82,8 +82,8 @@ def weight_change(history: list[dict[str, Any]], initial: list[float]) -> tuple[
 
 
 def render_report(summaries: list[MethodSummary], *, kd_weight_init: list[float], test_sizes: dict[str, int],
-                  run_settings: dict[str, Any]) -> str:
-    lines = ["# rlkd compare report", ""]
+                  run_settings: dict[str, Any], title: str = "rlkd compare report") -> str:
+    lines = [f"# {title}", ""]
     lines.append("Test set: " + ", ".join(f"{lang} {count}" for lang, count in test_sizes.items()) + " tweets "
                  "(dominant language of each tweet).")
     lines.append("")

@@ -54,7 +54,7 @@ def run_teacher(config: RunConfig, paths: ComparePaths) -> Path:
                             notes=f"{'from cache' if teacher.cached else 'fine-tuned in this run'}; {teacher.model_dir}",
                             seed=config.seed)
 
-    _write_outputs([summary], test, out_dir, config, {
+    _write_outputs([summary], test, out_dir, config, "rlkd teacher report", {
         "run id": run_id, "data": str(paths.data_dir), "teacher": str(teacher.model_dir),
         "torch / ray": f"{torch.__version__} / {ray.__version__}",
     })
@@ -108,7 +108,7 @@ def run_evaluate(run_dir: Path, data_dir: Path, out_dir: Path, cache_dir: Path) 
         logger.info("%s (seed %d): test macro-F1 %.3f", method, seed, scores["all"]["macro_f1"])
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    _write_outputs(summaries, test, out_dir, config, {
+    _write_outputs(summaries, test, out_dir, config, "rlkd evaluate report", {
         "students of": str(run_dir), "data": str(data_dir),
         "wall time": "scoring only; training times are in the run's own report",
     })
@@ -122,10 +122,11 @@ def _run_config(run_dir: Path) -> RunConfig:
     return load_config(path)
 
 
-def _write_outputs(summaries: list[MethodSummary], test, out_dir: Path, config: RunConfig, settings: dict) -> None:
+def _write_outputs(summaries: list[MethodSummary], test, out_dir: Path, config: RunConfig, title: str,
+                   settings: dict) -> None:
     write_results_csv(summaries, out_dir / "results.csv")
     test_sizes = {lang: int((test.language_index == index).sum()) for index, lang in enumerate(LANGS)}
     report = render_report(summaries, kd_weight_init=list(config.distill.kd_weight_init), test_sizes=test_sizes,
-                           run_settings=settings)
+                           run_settings=settings, title=title)
     write_report(report, out_dir / "report.md")
     (out_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
