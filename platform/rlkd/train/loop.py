@@ -73,9 +73,11 @@ class LoopSettings:
     dro_step_size: float | None = None  # set for the `dro` method only
     estimator: str = "probe"  # how the controller's candidates are scored: probe or lookahead
     max_skipped_batches: int = 10  # batches with a non-finite loss that are skipped before the run stops
-    # Fault injection for tests: raise once at this step, unless the marker file exists (then create it).
+    # Fault injection for tests: fail once at this step, unless the marker file exists (then create it).
+    # "raise" raises in the training function; "exit" kills rank 0's process, as a lost node would.
     inject_failure_at_step: int | None = None
     inject_failure_marker: str | None = None
+    inject_failure_kind: str = "raise"
     dro_loss: str = "ce_loss"
 
 
@@ -367,6 +369,8 @@ def _maybe_inject_failure(settings: LoopSettings, step: int, rank: int) -> None:
     if marker.exists():
         return
     marker.touch()
+    if settings.inject_failure_kind == "exit":
+        os._exit(1)
     raise RuntimeError(f"injected failure at step {step}")
 
 
