@@ -76,7 +76,8 @@ def test_kill_leaves_finished_results_whole(killed_run):
 
     assert json.loads((out / "run.json").read_text())["config"]["methods"] == ["kd", "rl"]
     kd = json.loads((out / "students" / "kd" / "summary.json").read_text())
-    assert kd["method"] == "kd" and 0 <= kd["scores"]["all"]["macro_f1"] <= 1
+    assert kd["method"] == "kd"
+    assert 0 <= kd["scores"]["all"]["macro_f1"] <= 1
     assert (out / "students" / "kd" / "model.safetensors").stat().st_size > 0
     # The rl student was mid-run: no summary and no student folder, so nothing half-written looks finished.
     assert not (out / "students" / "rl" / "summary.json").exists()

@@ -1,4 +1,4 @@
-"""A short distillation on a local Ray, scraped by a real Prometheus on 127.0.0.1; every dashboard query must answer.
+"""A short distillation on a local Ray, scraped by a real Prometheus on 127.0.0.1: every dashboard query returns data.
 
 Prometheus comes from Debian's `prometheus` package, which `.ci/run` installs.
 Without it the test is skipped, unless RLKD_REQUIRE_PROMETHEUS=1 (set by

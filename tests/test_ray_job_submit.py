@@ -1,7 +1,7 @@
 """The compare job submitted twice to a real local Ray head (`ray start --head` on 127.0.0.1, token auth on).
 
-The first submission goes through `ray job submit`, the second through `rlkd job submit`; they run at the
-same time, so a shared controller name or output folder would break one of them.
+The first submission goes through `ray job submit` and the second through `rlkd job submit`. Both run at
+the same time, so a shared controller name or output folder would break one of them.
 """
 
 import json
@@ -105,7 +105,7 @@ def wait_for_dashboard(address: str, head: subprocess.Popen, log_path: Path) -> 
             urllib.request.urlopen(f"{address}/api/version", timeout=2)
             return
         except urllib.error.HTTPError:
-            return  # an answer, even 401 without a token, means the job server is up
+            return  # any HTTP status, even 401 without a token, means the job server is up
         except OSError:
             time.sleep(1)
     pytest.fail(f"the Ray dashboard at {address} never answered: {log_path.read_text()[-3000:]}")

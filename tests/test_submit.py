@@ -32,7 +32,7 @@ def test_repository_runtime_env_excludes_local_state():
         assert name in runtime_env["excludes"]
 
 
-def test_repository_upload_leaves_out_venv_git_and_outputs_but_keeps_the_package():
+def test_repository_upload_excludes_local_state():
     runtime_env = load_runtime_env(REPO_ROOT / "jobs" / "runtime_env.yaml")
     size = measure_upload(REPO_ROOT, runtime_env["excludes"])
 
@@ -61,7 +61,8 @@ def test_oversized_working_dir_is_refused_with_its_size(tmp_path):
         check_upload_size(tmp_path, {"working_dir": "."})
 
     message = str(error.value)
-    assert "600.0 MiB" in message and "512.0 MiB" in message
+    assert "600.0 MiB" in message
+    assert "512.0 MiB" in message
     assert "checkpoints/big.bin" in message
 
 
@@ -108,7 +109,8 @@ def test_cli_refuses_oversized_dir_before_contacting_the_cluster(tmp_path, monke
 
     err = capsys.readouterr().err
     assert code == 2
-    assert "600.0 MiB" in err and err.count("\n") == 1
+    assert "600.0 MiB" in err
+    assert err.count("\n") == 1
 
 
 def test_cli_needs_an_entrypoint(tmp_path, monkeypatch, capsys):

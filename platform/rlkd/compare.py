@@ -60,7 +60,7 @@ def new_run_id() -> str:
 
 
 def expand_run_id(out_dir: Path, run_id: str) -> Path:
-    """Put the run id where `--out` says `{run_id}`, so one command submitted twice writes two folders."""
+    """Replace `{run_id}` in `--out` with the run id, so one command submitted twice writes two folders."""
     return Path(str(out_dir).replace(RUN_ID_PLACEHOLDER, run_id))
 
 
@@ -246,7 +246,7 @@ def prepare_run(config: RunConfig, paths: ComparePaths, run_id: str, storage_pat
 
 
 def read_run_state(out_dir: Path) -> tuple[str, RunConfig]:
-    """The run id and config of the compare run in `out_dir`, for --resume."""
+    """Read the run id and config of the compare run in `out_dir`, for --resume."""
     path = out_dir / RUN_STATE_FILE
     if not path.is_file():
         raise ConfigError(f"nothing to resume in {out_dir}: no {RUN_STATE_FILE} of an `rlkd compare` run there "
@@ -261,9 +261,9 @@ def read_run_state(out_dir: Path) -> tuple[str, RunConfig]:
 def run_compare(config: RunConfig, paths: ComparePaths, *, resume: bool = False) -> Path:
     """Run every configured method and seed; write results.csv, report.md, the plots and the checkpoints.
 
-    With `resume`, `paths.out_dir` is an interrupted run's folder: the run keeps its id and config,
-    finished students are read back from their summaries, and an interrupted Train run continues
-    from its latest checkpoint, because it keeps its name and storage path.
+    With `resume`, `paths.out_dir` is an interrupted run's folder, and the run keeps its id and config.
+    Finished students are read back from their summaries. An interrupted Train run continues from its
+    latest checkpoint, because it keeps its name and storage path.
     """
     if resume:
         run_id, config = read_run_state(paths.out_dir)
