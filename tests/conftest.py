@@ -1,4 +1,6 @@
 import os
+import signal
+import socket
 from pathlib import Path
 
 import pytest
@@ -24,3 +26,22 @@ def sentimix_dir() -> Path:
 def smoke_cache_dir(tmp_path_factory) -> Path:
     """One data and teacher cache for every smoke-profile run of the session, so the teacher trains once."""
     return tmp_path_factory.mktemp("smoke-cache")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def kill_session(session_id: int) -> None:
+    """SIGKILL every process left in a session: Ray workers move to process groups of their own, not sessions."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            if os.getsid(int(entry)) == session_id:
+                os.kill(int(entry), signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass

@@ -2,7 +2,6 @@
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -13,24 +12,14 @@ import pytest
 
 from rlkd.train.loop import STALL_IN_CHECKPOINT_ENV
 
+from conftest import kill_session
+
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
 # The smoke profile takes about 16 steps per student with a decision every 5; the `rl` student stalls
 # while writing the checkpoint of step 10, so the one of step 5 is the latest complete one.
 STALL_STEP = 10
 PREVIOUS_CHECKPOINT = 5
-
-
-def kill_session(session_id: int) -> None:
-    """SIGKILL the run and its local Ray: every process of the session, worker process groups included."""
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            if os.getsid(int(entry)) == session_id:
-                os.kill(int(entry), signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
 
 
 def compare_command(sentimix_dir: Path, out: Path, cache: Path, *extra: str) -> list[str]:

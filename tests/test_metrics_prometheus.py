@@ -8,7 +8,6 @@ Without it the test is skipped, unless RLKD_REQUIRE_PROMETHEUS=1 (set by
 import json
 import os
 import shutil
-import socket
 import subprocess
 import time
 import urllib.parse
@@ -25,19 +24,13 @@ from rlkd.constants import LANGS
 from rlkd.control.controller import start_controller
 from rlkd.dashboards import load_dashboards, panel_queries
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, free_port
 from test_train_ray import run, settings, synthetic_split
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(480)]
 
 RUN_NAME = "metrics-rl"
 SERVICE_DISCOVERY = "prom_metrics_service_discovery.json"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,19 +18,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, free_port, kill_session
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
 VENV_BIN = Path(sys.executable).parent
 METHODS = "kd,rl"
 ANSI_CODES = re.compile(r"\x1b\[[0-9;]*m")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def client_env() -> dict:
@@ -82,18 +75,6 @@ def forget_head(gcs_port: int) -> None:
     record = Path("/tmp/ray/ray_current_cluster")
     if record.is_file() and record.read_text().strip().endswith(f":{gcs_port}"):
         record.unlink()
-
-
-def kill_session(session_id: int) -> None:
-    """SIGKILL every process left in a session: Ray workers move to process groups of their own, not sessions."""
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            if os.getsid(int(entry)) == session_id:
-                os.kill(int(entry), signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
 
 
 def wait_for_dashboard(address: str, head: subprocess.Popen, log_path: Path) -> None:
