@@ -1,0 +1,127 @@
+"""Platform overhead: rlkd's KD steps on Ray Train with one worker against the same steps in a plain PyTorch loop.
+
+Both sides train the default student with uniform KD on the real corpus, with the cached teacher
+logits, the same batches (rlkd's seeded length-bucketed order), the same loss and optimiser code and
+the same torch threads. The plain loop is one process with no Ray. The script prints the machine,
+both throughputs in student samples per second, and their ratio (target: at least 0.90), then writes
+bench/results/overhead.json.
+
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/overhead.py --data ../shared/data/sentimix [--steps 200]
+
+Two ratios are reported. `train steps` counts the time of the training steps alone, which is what
+Ray Train adds per step. `end to end` also counts rlkd's decision points (one dev evaluation and
+one checkpoint, at the last step) against a plain loop that has neither.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform as host
+import time
+from pathlib import Path
+
+import numpy as np
+import ray
+import torch
+from transformers import get_linear_schedule_with_warmup
+
+from rlkd.compare import (
+    ComparePaths,
+    _method_settings,
+    check_cluster_fits,
+    default_cache_dir,
+    ensure_ray,
+    new_run_id,
+    prepare_run,
+)
+from rlkd.config import ScalingConfig, load_config
+from rlkd.models import build_student
+from rlkd.train.encoding import collate
+from rlkd.train.loop import WARMUP_SHARE, _rank_batches
+from rlkd.train.runner import fit
+from rlkd.train.step import apply_gradients, build_optimizer, compute_loss
+
+RESULTS = Path(__file__).parent / "results" / "overhead.json"
+
+
+def plain_loop(settings, train, steps: int, threads: int) -> float:
+    """Train `steps` KD steps in this process; return student samples per second over the steps."""
+    torch.set_num_threads(threads)
+    model = build_student(settings.student_config, settings.seed)
+    optimizer = build_optimizer(model, settings.learning_rate)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(WARMUP_SHARE * steps), steps)
+    lengths = np.asarray([len(ids) for ids in train.input_ids])
+    batches = _rank_batches(lengths, settings, 0, 1)
+    kd_weight = torch.tensor(settings.kd_weight_init)
+
+    model.train()
+    seconds, samples = 0.0, 0
+    for _ in range(steps):
+        started = time.perf_counter()
+        batch = collate(train, next(batches), settings.pad_token_id)
+        loss = compute_loss(model, batch, kd_weight, settings.loss)
+        apply_gradients(model, optimizer, loss, scheduler)
+        seconds += time.perf_counter() - started
+        samples += len(batch["labels"])
+    return samples / seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True, help="Corpus folder.")
+    parser.add_argument("--steps", type=int, default=200, help="KD steps on each side (default 200).")
+    parser.add_argument("--cache-dir", type=Path, default=None, help="rlkd cache (default: ~/.cache/rlkd).")
+    args = parser.parse_args()
+
+    # One worker that owns every core, and a plain loop with as many torch threads. The teacher keeps the
+    # default scaling, so the one that `rlkd compare` cached is reused.
+    threads = os.cpu_count() or 1
+    config = load_config(overrides=["methods=kd", f"student.max_steps={args.steps}",
+                                    f"distill.decision_interval={args.steps}", f"scaling.torch_threads={threads}"])
+    scaling = ScalingConfig(num_workers=1, cpus_per_worker=threads, torch_threads=threads)
+    ensure_ray()
+    check_cluster_fits(scaling)
+    out_dir = Path("outputs") / "bench" / "overhead"
+    cache_dir = (args.cache_dir or default_cache_dir()).resolve()
+    run_id = new_run_id()
+    prepared = prepare_run(config, ComparePaths(args.data.resolve(), out_dir.resolve(), cache_dir), run_id,
+                           out_dir.resolve() / "ray")
+    settings = _method_settings(config, "kd", config.seed, list(config.distill.kd_weight_init), prepared.student_kwargs,
+                                prepared.student_tokenizer.pad_token_id, None, None)
+    train = prepared.distill_splits["train"]
+
+    # rlkd first, so the plain loop does not warm caches for it.
+    started = time.perf_counter()
+    result = fit(settings, prepared.splits_ref, scaling, storage_path=out_dir.resolve() / "ray",
+                 run_name=f"{run_id}-overhead", output_dir=out_dir / "student")
+    rlkd_fit_s = time.perf_counter() - started
+    rlkd_train = result.metrics["samples_per_s"]
+    rlkd_end_to_end = args.steps * config.student.batch_size / result.metrics["wall_s"]
+    plain = plain_loop(settings, train, args.steps, threads)
+
+    summary = {
+        "compared": f"kd, {args.steps} steps of batch {config.student.batch_size}, student "
+                    f"{config.student.num_layers}x{config.student.hidden_size}, 1 Ray Train worker vs 1 plain process",
+        "machine": {"cores": os.cpu_count(), "torch_threads": threads, "cpu": host.processor() or host.machine(),
+                    "torch": torch.__version__, "ray": ray.__version__},
+        "plain_samples_per_s": round(plain, 1),
+        "rlkd_train_samples_per_s": round(rlkd_train, 1),
+        "rlkd_end_to_end_samples_per_s": round(rlkd_end_to_end, 1),
+        "ratio_train_steps": round(rlkd_train / plain, 3),
+        "ratio_end_to_end": round(rlkd_end_to_end / plain, 3),
+        "rlkd_fit_seconds_with_startup": round(rlkd_fit_s, 1),
+        "target_ratio": 0.90,
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(summary, indent=1))
+    print(json.dumps(summary, indent=1))
+    print(f"platform overhead: rlkd {rlkd_train:.0f} samples/s on training steps ({rlkd_end_to_end:.0f} end to end) "
+          f"vs plain PyTorch {plain:.0f}: ratio {rlkd_train / plain:.3f} ({rlkd_end_to_end / plain:.3f} end to end), "
+          f"target >= 0.90")
+    ray.shutdown()
+
+
+if __name__ == "__main__":
+    main()
