@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 
 export HF_HUB_OFFLINE := 1
 
-.PHONY: setup demo smoke sweep test clean
+.PHONY: setup demo smoke sweep test bench bench-quick clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,18 @@ sweep: setup
 
 test: setup
 	RLKD_DATA=$(DATA) $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# Benchmarks write bench/results/*.json; bench-quick runs short versions into bench/results/quick/.
+bench: setup
+	$(VENV)/bin/python bench/overhead.py --data $(DATA)
+	$(VENV)/bin/python bench/scaling.py --data $(DATA)
+	$(VENV)/bin/python bench/object_store.py --steps 2000
+	$(VENV)/bin/python bench/estimators.py --data $(DATA)
+
+bench-quick: setup
+	RLKD_BENCH_RESULTS=bench/results/quick $(VENV)/bin/python bench/overhead.py --data $(DATA) --steps 50 --repeats 1
+	RLKD_BENCH_RESULTS=bench/results/quick $(VENV)/bin/python bench/scaling.py --data $(DATA) --steps 50 --repeats 1
+	RLKD_BENCH_RESULTS=bench/results/quick $(VENV)/bin/python bench/object_store.py --steps 300
 
 clean:
 	rm -rf outputs .pytest_cache

@@ -1,8 +1,8 @@
 """Object-store memory of a long `rl` run: does it stay flat over thousands of steps?
 
-Runs one `rl` distillation with its controller actor on synthetic data (a tiny student, 2 CPU
-workers, a decision every `--decision-interval` steps) for `--steps` steps per worker, and samples
-the Ray object store's used bytes from the driver every few seconds. Per-step exchanges (metrics,
+Runs one `rl` distillation with its controller actor on synthetic data: a tiny student, 2 CPU
+workers, `--steps` steps per worker and a decision every `--decision-interval` steps. Meanwhile the
+driver samples the Ray object store's used bytes every few seconds. Per-step exchanges (metrics,
 candidates, probe outcomes, weights) travel as actor-call arguments and results; a leak there would
 show as growth. Prints the samples' first, last and maximum values and writes them to
 bench/results/object_store.json.
@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import threading
 import time
-from pathlib import Path
 import tempfile
+from pathlib import Path
 
 import numpy as np
 import ray
@@ -35,7 +36,7 @@ STUDENT = {
     "vocab_size": VOCAB, "hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
     "intermediate_size": 32, "pad_token_id": 0, "max_position_embeddings": 64, "num_labels": 3,
 }
-RESULTS = Path(__file__).parent / "results" / "object_store.json"
+RESULTS = Path(os.environ.get("RLKD_BENCH_RESULTS", Path(__file__).parent / "results")) / "object_store.json"
 
 
 def synthetic_split(size: int, seed: int) -> EncodedSplit:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform as host
 import time
 from pathlib import Path
 
@@ -28,23 +27,16 @@ import ray
 import torch
 from transformers import get_linear_schedule_with_warmup
 
-from rlkd.compare import (
-    ComparePaths,
-    _method_settings,
-    check_cluster_fits,
-    default_cache_dir,
-    ensure_ray,
-    new_run_id,
-    prepare_run,
-)
-from rlkd.config import ScalingConfig, load_config
+from common import OUT_DIR, RESULTS_DIR, machine, prepare_kd
+from rlkd.compare import check_cluster_fits, ensure_ray
+from rlkd.config import ScalingConfig
 from rlkd.models import build_student
 from rlkd.train.encoding import collate
 from rlkd.train.loop import WARMUP_SHARE, _rank_batches
 from rlkd.train.runner import fit
 from rlkd.train.step import apply_gradients, build_optimizer, compute_loss
 
-RESULTS = Path(__file__).parent / "results" / "overhead.json"
+RESULTS = RESULTS_DIR / "overhead.json"
 
 
 def plain_loop(settings, train, steps: int, threads: int) -> float:
@@ -78,21 +70,14 @@ def main() -> None:
                         help="Runs of each side, alternating; the ratio uses the medians (default 3).")
     args = parser.parse_args()
 
-    # One worker that owns every core, and a plain loop with as many torch threads. The teacher keeps the
-    # default scaling, so the one that `rlkd compare` cached is reused.
+    # One worker that owns every core, and a plain loop with as many torch threads.
     threads = os.cpu_count() or 1
-    config = load_config(overrides=["methods=kd", f"student.max_steps={args.steps}",
-                                    f"distill.decision_interval={args.steps}", f"scaling.torch_threads={threads}"])
     scaling = ScalingConfig(num_workers=1, cpus_per_worker=threads, torch_threads=threads)
     ensure_ray()
     check_cluster_fits(scaling)
-    out_dir = Path("outputs") / "bench" / "overhead"
-    cache_dir = (args.cache_dir or default_cache_dir()).resolve()
-    run_id = new_run_id()
-    prepared = prepare_run(config, ComparePaths(args.data.resolve(), out_dir.resolve(), cache_dir), run_id,
-                           out_dir.resolve() / "ray")
-    settings = _method_settings(config, "kd", config.seed, list(config.distill.kd_weight_init), prepared.student_kwargs,
-                                prepared.student_tokenizer.pad_token_id, None, None)
+    bench = prepare_kd(args.data, args.steps, args.cache_dir, threads, "overhead")
+    config, prepared, settings, run_id = bench.config, bench.prepared, bench.settings, bench.run_id
+    out_dir = (OUT_DIR / "overhead").resolve()
     train = prepared.distill_splits["train"]
 
     # The two sides alternate, so a slow spell of the machine hits both; single runs vary by 10% here.
@@ -110,10 +95,7 @@ def main() -> None:
     summary = {
         "compared": f"kd, {args.steps} steps of batch {config.student.batch_size}, student "
                     f"{config.student.num_layers}x{config.student.hidden_size}, 1 Ray Train worker vs 1 plain process",
-        "machine": {"cores": os.cpu_count(), "torch_threads": threads, "cpu": host.processor() or host.machine(),
-                    "torch": torch.__version__, "ray": ray.__version__,
-                    # Ray starts workers at this niceness (15 unless RAY_worker_niceness says otherwise).
-                    "ray_worker_niceness": int(os.environ.get("RAY_worker_niceness", "15"))},
+        "machine": machine(threads),
         "repeats": args.repeats,
         "plain_samples_per_s": round(plain, 1),
         "rlkd_train_samples_per_s": round(rlkd_train, 1),

@@ -1,0 +1,56 @@
+"""Shared set-up of the KD benchmarks: the default config on the real corpus with the cached teacher."""
+
+from __future__ import annotations
+
+import os
+import platform as host
+from dataclasses import dataclass
+from pathlib import Path
+
+import ray
+import torch
+
+from rlkd.compare import ComparePaths, PreparedRun, _method_settings, default_cache_dir, new_run_id, prepare_run
+from rlkd.config import RunConfig, load_config
+from rlkd.train.loop import LoopSettings
+
+# `make bench-quick` sends its short runs to a folder of their own, so they never replace full results.
+RESULTS_DIR = Path(os.environ.get("RLKD_BENCH_RESULTS", Path(__file__).parent / "results"))
+OUT_DIR = Path("outputs") / "bench"
+
+
+@dataclass
+class KDBench:
+    config: RunConfig
+    prepared: PreparedRun
+    settings: LoopSettings  # uniform KD, `steps` steps per worker, one decision point at the end
+    run_id: str
+
+
+def prepare_kd(data_dir: Path, steps: int, cache_dir: Path | None, threads: int, name: str,
+               teacher_on_gpu: bool = False) -> KDBench:
+    """Prepare data, teacher and the `kd` loop settings.
+
+    The teacher keeps the default scaling, so the one `rlkd compare` cached fits, unless it trains
+    on one GPU. The caller starts Ray first.
+    """
+    overrides = ["methods=kd", f"student.max_steps={steps}", f"distill.decision_interval={steps}",
+                 f"scaling.torch_threads={threads}"]
+    if teacher_on_gpu:
+        overrides += ["scaling.num_workers=1", "scaling.use_gpu=true"]
+    config = load_config(overrides=overrides)
+    out_dir = (OUT_DIR / name).resolve()
+    run_id = new_run_id()
+    prepared = prepare_run(config, ComparePaths(data_dir.resolve(), out_dir, (cache_dir or default_cache_dir()).resolve()),
+                           run_id, out_dir / "ray")
+    settings = _method_settings(config, "kd", config.seed, list(config.distill.kd_weight_init), prepared.student_kwargs,
+                                prepared.student_tokenizer.pad_token_id, None, None)
+    return KDBench(config, prepared, settings, run_id)
+
+
+def machine(threads: int) -> dict:
+    return {"cores": os.cpu_count(), "torch_threads": threads, "cpu": host.processor() or host.machine(),
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "torch": torch.__version__, "ray": ray.__version__,
+            # Ray starts workers at this niceness: 15, unless the environment sets RAY_worker_niceness.
+            "ray_worker_niceness": int(os.environ.get("RAY_worker_niceness", "15"))}
