@@ -101,7 +101,7 @@ def _mib(count: int) -> str:
 
 
 def job_runtime_env(repo_root: Path, runtime_env_file: Path | None = None) -> dict:
-    """The runtime environment of a job submitted from `repo_root`: jobs/runtime_env.yaml, working_dir resolved."""
+    """Load the runtime environment of a job submitted from `repo_root`, with its working_dir made absolute."""
     path = runtime_env_file or repo_root / RUNTIME_ENV_FILE
     runtime_env = load_runtime_env(path)
     working_dir = runtime_env.get("working_dir", ".")

@@ -270,7 +270,7 @@ class ControllerActor:
     def update(self, decision_id: int, outcome: dict[str, Any]) -> list[float]:
         self._maybe_crash(decision_id)
         known = self.controller.decisions.get(decision_id)
-        first_update = known is None or not known.applied  # every rank asks; export each decision once
+        first_update = known is None or not known.applied  # every rank calls update; export each decision once
         applied = self.controller.update(decision_id, outcome)
         self._snapshot()
         if first_update:
