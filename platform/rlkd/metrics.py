@@ -79,7 +79,7 @@ DEV_METRIC_KEYS = {DEV_ACCURACY: "accuracy", DEV_MACRO_F1: "macro_f1", DEV_KD_LO
 
 
 def prometheus_name(spec: MetricSpec) -> str:
-    """The name Prometheus stores: Ray adds its prefix to application metrics (a counter keeps its `_total`)."""
+    """Return the name Prometheus stores: Ray adds its prefix to application metrics (a counter keeps `_total`)."""
     return RAY_EXPORT_PREFIX + spec.name
 
 
@@ -89,7 +89,7 @@ class RunMetrics:
     Ray metric objects are created on first use in the recording process,
     because they register with that process's core worker. Non-finite
     values are left out: a language missing from a dev shard has no F1, and
-    a gap on the dashboard says so better than a NaN point.
+    a gap on the dashboard shows that more plainly than a NaN point.
     """
 
     def __init__(self, run: str, method: str):

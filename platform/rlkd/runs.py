@@ -63,12 +63,11 @@ def run_teacher(config: RunConfig, paths: ComparePaths) -> Path:
     return out_dir
 
 
-def find_students(run_dir: Path) -> list[tuple[str, int, Path]]:
-    """(method, seed, folder) of every student a compare run saved, in a stable order."""
+def find_students(run_dir: Path, base_seed: int) -> list[tuple[str, int, Path]]:
+    """List (method, seed, folder) of every student a compare run saved, in a stable order."""
     root = run_dir / STUDENTS_DIR
     if not root.is_dir():
         raise DataError(f"no {STUDENTS_DIR}/ folder in {run_dir}: pass the --out folder of an `rlkd compare` run")
-    base_seed = _run_config(run_dir).seed
     found = []
     for method_dir in sorted(path for path in root.iterdir() if path.is_dir()):
         if (method_dir / MODEL_CONFIG).is_file():
@@ -84,11 +83,11 @@ def find_students(run_dir: Path) -> list[tuple[str, int, Path]]:
 def run_evaluate(run_dir: Path, data_dir: Path, out_dir: Path, cache_dir: Path) -> Path:
     """Score every student of a compare run on the test split of `data_dir`; write results.csv and report.md.
 
-    The data is read with the run's own data settings (tag maps, length, sampling), so a student sees
-    test text prepared the way it was trained.
+    The data is read with the run's own data settings (tag maps, length, sampling), so each student
+    gets test text prepared the way its training text was.
     """
     config = _run_config(run_dir)
-    students = find_students(run_dir)
+    students = find_students(run_dir, config.seed)
     data = config.data
     splits = prepare_splits(data_dir, cache_dir / "data", dev_fraction=data.dev_fraction, seed=data.seed,
                             mode=data.mode, max_tweets_per_file=data.max_tweets_per_file, tag_maps=data.tag_maps)
