@@ -36,16 +36,27 @@ test: setup
 	RLKD_DATA=$(DATA) $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 # Benchmarks write bench/results/*.json; bench-quick runs short versions into bench/results/quick/.
+# quality.py trains the 15 students (about 80 minutes); controller_cost.py and student_teacher.py
+# read the compare run it leaves.
 bench: setup
+	$(VENV)/bin/python bench/quality.py --data $(DATA)
+	$(VENV)/bin/python bench/controller_cost.py --run "$$($(VENV)/bin/python -c 'import json; print(json.load(open("bench/results/quality.json"))["run"])')"
+	$(VENV)/bin/python bench/student_teacher.py --data $(DATA)
+	$(VENV)/bin/python bench/teacher_cost.py --data $(DATA)
 	$(VENV)/bin/python bench/overhead.py --data $(DATA)
 	$(VENV)/bin/python bench/scaling.py --data $(DATA)
 	$(VENV)/bin/python bench/object_store.py --steps 2000
 	$(VENV)/bin/python bench/estimators.py --data $(DATA)
 
+QUICK := RLKD_BENCH_RESULTS=bench/results/quick
 bench-quick: setup
-	RLKD_BENCH_RESULTS=bench/results/quick $(VENV)/bin/python bench/overhead.py --data $(DATA) --steps 50 --repeats 1
-	RLKD_BENCH_RESULTS=bench/results/quick $(VENV)/bin/python bench/scaling.py --data $(DATA) --steps 50 --repeats 1
-	RLKD_BENCH_RESULTS=bench/results/quick $(VENV)/bin/python bench/object_store.py --steps 300
+	$(QUICK) $(VENV)/bin/python bench/quality.py --data $(DATA) --smoke-test --methods kd,rl --seeds 1
+	$(QUICK) $(VENV)/bin/python bench/controller_cost.py --run "$$($(VENV)/bin/python -c 'import json; print(json.load(open("bench/results/quick/quality.json"))["run"])')"
+	$(QUICK) $(VENV)/bin/python bench/student_teacher.py --data $(DATA) --examples 128
+	$(QUICK) $(VENV)/bin/python bench/teacher_cost.py --data $(DATA) --steps 30 --repeats 1 --cache-examples 1000
+	$(QUICK) $(VENV)/bin/python bench/overhead.py --data $(DATA) --steps 30 --repeats 1
+	$(QUICK) $(VENV)/bin/python bench/scaling.py --data $(DATA) --steps 30 --repeats 1
+	$(QUICK) $(VENV)/bin/python bench/object_store.py --steps 300
 
 clean:
 	rm -rf outputs .pytest_cache

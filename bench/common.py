@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import os
 import platform as host
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import ray
 import torch
+from transformers import get_linear_schedule_with_warmup
 
 from rlkd.compare import ComparePaths, PreparedRun, _method_settings, default_cache_dir, new_run_id, prepare_run
 from rlkd.config import RunConfig, load_config
-from rlkd.train.loop import LoopSettings
+from rlkd.models import build_student
+from rlkd.train.encoding import EncodedSplit, collate
+from rlkd.train.loop import WARMUP_SHARE, LoopSettings, _rank_batches
+from rlkd.train.step import apply_gradients, build_optimizer, compute_loss
 
 # `make bench-quick` sends its short runs to a folder of their own, so they never replace full results.
 RESULTS_DIR = Path(os.environ.get("RLKD_BENCH_RESULTS", Path(__file__).parent / "results"))
@@ -54,3 +60,37 @@ def machine(threads: int) -> dict:
             "torch": torch.__version__, "ray": ray.__version__,
             # Ray starts workers at this niceness: 15, unless the environment sets RAY_worker_niceness.
             "ray_worker_niceness": int(os.environ.get("RAY_worker_niceness", "15"))}
+
+
+def plain_loop(settings: LoopSettings, train: EncodedSplit, steps: int, threads: int,
+               teacher: torch.nn.Module | None = None) -> float:
+    """Train `steps` KD steps in this process, with no Ray; return student samples per second over the steps.
+
+    The batches, loss and optimiser are rlkd's own. With `teacher`, each step runs the teacher on the
+    batch (eval mode, no gradients) and distils from those logits instead of the cached ones; the
+    student must share the teacher's tokenizer, as it does by default.
+    """
+    torch.set_num_threads(threads)
+    model = build_student(settings.student_config, settings.seed)
+    optimizer = build_optimizer(model, settings.learning_rate)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(WARMUP_SHARE * steps), steps)
+    lengths = np.asarray([len(ids) for ids in train.input_ids])
+    batches = _rank_batches(lengths, settings, 0, 1)
+    kd_weight = torch.tensor(settings.kd_weight_init)
+    if teacher is not None:
+        teacher.eval()
+
+    model.train()
+    seconds, samples = 0.0, 0
+    for _ in range(steps):
+        started = time.perf_counter()
+        batch = collate(train, next(batches), settings.pad_token_id)
+        if teacher is not None:
+            with torch.inference_mode():
+                logits = teacher(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            batch["teacher_logits"] = logits.float().clone()
+        loss = compute_loss(model, batch, kd_weight, settings.loss)
+        apply_gradients(model, optimizer, loss, scheduler)
+        seconds += time.perf_counter() - started
+        samples += len(batch["labels"])
+    return samples / seconds

@@ -19,46 +19,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import time
 from pathlib import Path
 
 import numpy as np
 import ray
-import torch
-from transformers import get_linear_schedule_with_warmup
 
-from common import OUT_DIR, RESULTS_DIR, machine, prepare_kd
+from common import OUT_DIR, RESULTS_DIR, machine, plain_loop, prepare_kd
 from rlkd.compare import check_cluster_fits, ensure_ray
 from rlkd.config import ScalingConfig
-from rlkd.models import build_student
-from rlkd.train.encoding import collate
-from rlkd.train.loop import WARMUP_SHARE, _rank_batches
 from rlkd.train.runner import fit
-from rlkd.train.step import apply_gradients, build_optimizer, compute_loss
 
 RESULTS = RESULTS_DIR / "overhead.json"
-
-
-def plain_loop(settings, train, steps: int, threads: int) -> float:
-    """Train `steps` KD steps in this process; return student samples per second over the steps."""
-    torch.set_num_threads(threads)
-    model = build_student(settings.student_config, settings.seed)
-    optimizer = build_optimizer(model, settings.learning_rate)
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(WARMUP_SHARE * steps), steps)
-    lengths = np.asarray([len(ids) for ids in train.input_ids])
-    batches = _rank_batches(lengths, settings, 0, 1)
-    kd_weight = torch.tensor(settings.kd_weight_init)
-
-    model.train()
-    seconds, samples = 0.0, 0
-    for _ in range(steps):
-        started = time.perf_counter()
-        batch = collate(train, next(batches), settings.pad_token_id)
-        loss = compute_loss(model, batch, kd_weight, settings.loss)
-        apply_gradients(model, optimizer, loss, scheduler)
-        seconds += time.perf_counter() - started
-        samples += len(batch["labels"])
-    return samples / seconds
 
 
 def main() -> None:

@@ -79,6 +79,22 @@ def test_controller_moved_the_weights(smoke_run):
     np.testing.assert_allclose(final.sum(), len(LANGS), rtol=1e-6)
 
 
+def test_summaries_keep_the_timings_of_each_part(smoke_run):
+    out, _, _ = smoke_run
+    timings = {method: json.loads((out / "students" / method / "summary.json").read_text())["timings"]
+               for method in ("kd", "rl")}
+    rl, kd = timings["rl"], timings["kd"]
+    parts = rl["controller_propose_s"] + rl["controller_estimate_s"] + rl["controller_update_s"]
+
+    assert rl["controller_s"] > 0 and rl["controller_estimate_s"] > 0
+    assert parts == pytest.approx(rl["controller_s"], rel=0.01)
+    assert kd["controller_s"] == 0.0
+    for run in (rl, kd):
+        assert run["train_s"] > 0 and run["eval_s"] > 0
+        # Training, evaluation, controller and earlier checkpoints are disjoint parts of the wall time.
+        assert run["train_s"] + run["eval_s"] + run["controller_s"] + run["checkpoint_s"] <= run["wall_s"]
+
+
 def test_teacher_is_cached_for_the_next_run(smoke_run):
     _, cache, _ = smoke_run
     teachers = list((cache / "teachers").iterdir())

@@ -6,6 +6,7 @@ import torch
 from transformers import BertConfig, BertForSequenceClassification
 
 from rlkd.train.encoding import EncodedSplit, collate
+from rlkd.train.evaluation import count_predictions, count_predictions_with_subset
 from rlkd.train.probes import Prober, choose_probe_data
 from rlkd.train.step import LossSettings, build_optimizer, training_step
 
@@ -82,3 +83,38 @@ def test_truncated_checkpoint_names_the_file(tmp_path):
 
     with pytest.raises(RuntimeError, match=f"cannot load checkpoint file {path}"):
         load_train_state(tmp_path)
+
+
+def _assert_counts_close(actual, expected):
+    np.testing.assert_array_equal(actual.confusion, expected.confusion)
+    for name in ("soft_confusion", "kd_loss_sum", "ce_loss_sum", "agreement", "with_teacher"):
+        np.testing.assert_allclose(getattr(actual, name), getattr(expected, name), rtol=1e-5, atol=1e-6)
+
+
+def test_dev_pass_scores_reward_slice(prober):
+    dev = prober.dev
+    everything = np.arange(len(dev))
+    reward = prober.data.reward_indices[::2]
+
+    counts, reward_counts = count_predictions_with_subset(
+        prober.model, dev, everything, reward, pad_token_id=0, softmax_temperature=2.0, kd_loss_name="forward_kl",
+    )
+
+    _assert_counts_close(counts, prober.count(prober.model, everything))
+    _assert_counts_close(reward_counts, prober.count(prober.model, reward))
+    assert reward_counts.confusion.sum() == len(reward)
+
+
+def test_counts_ignore_example_order(prober):
+    # Tweets of different lengths, so sorting by length changes which examples share a batch and its padding.
+    rng = np.random.default_rng(3)
+    dev = prober.dev
+    dev.input_ids = [ids[: rng.integers(2, len(ids) + 1)] for ids in dev.input_ids]
+    order = rng.permutation(len(dev))
+
+    shuffled = count_predictions(prober.model, dev, order, pad_token_id=0, softmax_temperature=2.0,
+                                 kd_loss_name="forward_kl", batch_size=5)
+    in_order = count_predictions(prober.model, dev, np.arange(len(dev)), pad_token_id=0, softmax_temperature=2.0,
+                                 kd_loss_name="forward_kl", batch_size=len(dev))
+
+    _assert_counts_close(shuffled, in_order)

@@ -44,6 +44,8 @@ class MethodSummary:
     history: list[dict[str, Any]] = field(default_factory=list)
     notes: str = ""
     seed: int = 0
+    # Seconds the training function spent in each part (train_s, eval_s, controller_s, ...), from its last report.
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 def write_results_csv(summaries: list[MethodSummary], path: Path) -> pd.DataFrame:

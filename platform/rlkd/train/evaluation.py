@@ -46,7 +46,6 @@ class DevCounts:
         return cls(confusion, soft_confusion, rest[0], rest[1], rest[2], rest[3])
 
 
-@torch.inference_mode()
 def count_predictions(
     model: torch.nn.Module,
     split: EncodedSplit,
@@ -58,8 +57,53 @@ def count_predictions(
     batch_size: int = 128,
 ) -> DevCounts:
     """Run `model` on split[indices] and count predictions and losses per dominant language."""
+    counts, _ = count_predictions_with_subset(
+        model, split, indices, np.zeros(0, dtype=np.int64), pad_token_id=pad_token_id,
+        softmax_temperature=softmax_temperature, kd_loss_name=kd_loss_name, batch_size=batch_size,
+    )
+    return counts
+
+
+@torch.inference_mode()
+def count_predictions_with_subset(
+    model: torch.nn.Module,
+    split: EncodedSplit,
+    indices: np.ndarray,
+    subset: np.ndarray,
+    *,
+    pad_token_id: int,
+    softmax_temperature: float,
+    kd_loss_name: str,
+    batch_size: int = 128,
+) -> tuple[DevCounts, DevCounts]:
+    """Count as `count_predictions` does, over split[indices] and also over the examples of `indices` in `subset`.
+
+    One forward pass gives both, so the probes' reward slice is scored with the dev evaluation.
+    """
+    counts, subset_counts = _empty_counts(), _empty_counts()
+
+    # Counts are sums, so the order is free: sorted by length, batches pad little.
+    indices = np.asarray(indices)
+    indices = indices[np.argsort([len(split.input_ids[index]) for index in indices], kind="stable")]
+    in_subset = np.isin(indices, subset)
+    was_training = model.training
+    model.eval()
+    for positions in batch_indices(len(indices), batch_size):
+        batch = collate(split, indices[positions], pad_token_id)
+        student_logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.float()
+        _add_batch(counts, batch, student_logits, softmax_temperature, kd_loss_name)
+        rows = np.flatnonzero(in_subset[positions])
+        if len(rows):
+            rows_tensor = torch.from_numpy(rows)
+            subset_batch = {name: values[rows_tensor] for name, values in batch.items()}
+            _add_batch(subset_counts, subset_batch, student_logits[rows_tensor], softmax_temperature, kd_loss_name)
+    model.train(was_training)
+    return counts, subset_counts
+
+
+def _empty_counts() -> DevCounts:
     num_langs = len(LANGS)
-    counts = DevCounts(
+    return DevCounts(
         confusion=np.zeros((num_langs, len(LABELS), len(LABELS)), dtype=np.int64),
         soft_confusion=np.zeros((num_langs, len(LABELS), len(LABELS))),
         kd_loss_sum=np.zeros(num_langs),
@@ -67,29 +111,26 @@ def count_predictions(
         agreement=np.zeros(num_langs),
         with_teacher=np.zeros(num_langs),
     )
-    was_training = model.training
-    model.eval()
-    for positions in batch_indices(len(indices), batch_size):
-        batch = collate(split, indices[positions], pad_token_id)
-        student_logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.float()
-        predictions = student_logits.argmax(dim=-1)
-        language_index = batch["language_index"].numpy()
 
-        counts.confusion += confusion_by_language(batch["labels"].numpy(), predictions.numpy(), language_index)
-        probabilities = torch.softmax(student_logits, dim=-1).numpy()
-        np.add.at(counts.soft_confusion, (language_index, batch["labels"].numpy()), probabilities)
-        ce = F.cross_entropy(student_logits, batch["labels"], reduction="none").numpy()
-        np.add.at(counts.ce_loss_sum, language_index, ce)
 
-        if "teacher_logits" in batch:
-            teacher_logits = batch["teacher_logits"]
-            kd = per_example_kd(kd_loss_name, student_logits, teacher_logits, softmax_temperature).numpy()
-            agree = (teacher_logits.argmax(dim=-1) == predictions).numpy().astype(float)
-            np.add.at(counts.kd_loss_sum, language_index, kd)
-            np.add.at(counts.agreement, language_index, agree)
-            np.add.at(counts.with_teacher, language_index, 1.0)
-    model.train(was_training)
-    return counts
+def _add_batch(counts: DevCounts, batch: dict[str, torch.Tensor], student_logits: torch.Tensor,
+               softmax_temperature: float, kd_loss_name: str) -> None:
+    predictions = student_logits.argmax(dim=-1)
+    language_index = batch["language_index"].numpy()
+
+    counts.confusion += confusion_by_language(batch["labels"].numpy(), predictions.numpy(), language_index)
+    probabilities = torch.softmax(student_logits, dim=-1).numpy()
+    np.add.at(counts.soft_confusion, (language_index, batch["labels"].numpy()), probabilities)
+    ce = F.cross_entropy(student_logits, batch["labels"], reduction="none").numpy()
+    np.add.at(counts.ce_loss_sum, language_index, ce)
+
+    if "teacher_logits" in batch:
+        teacher_logits = batch["teacher_logits"]
+        kd = per_example_kd(kd_loss_name, student_logits, teacher_logits, softmax_temperature).numpy()
+        agree = (teacher_logits.argmax(dim=-1) == predictions).numpy().astype(float)
+        np.add.at(counts.kd_loss_sum, language_index, kd)
+        np.add.at(counts.agreement, language_index, agree)
+        np.add.at(counts.with_teacher, language_index, 1.0)
 
 
 def all_reduce_counts(counts: DevCounts) -> DevCounts:

@@ -7,6 +7,7 @@ in a collective for a peer that ran out of data.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -31,7 +32,7 @@ from rlkd.constants import LANGS
 from rlkd.models import build_student, load_classifier
 from rlkd.train.alignment import HIDDEN_ALIGNMENT, AlignedStudent
 from rlkd.train.encoding import EncodedSplit, collate, length_bucketed_batches
-from rlkd.train.evaluation import all_reduce_counts, count_predictions, metrics_from_counts
+from rlkd.train.evaluation import all_reduce_counts, count_predictions_with_subset, metrics_from_counts
 from rlkd.train.exporter import MetricsExporter
 from rlkd.train.lookahead import LookaheadEstimator
 from rlkd.train.probes import Prober, choose_probe_data
@@ -129,10 +130,13 @@ class _Decisions:
         self.controller = ray.get_actor(settings.controller_name) if settings.controller_name else None
         self.dro = GroupDRO(settings.dro_step_size) if settings.dro_step_size else None
         self.seconds = 0.0
+        # Where controller seconds go: the propose and update calls (metric exchange and the policy
+        # update on the actor) and the probes or lookahead estimates on this worker.
+        self.parts = {"propose_s": 0.0, "estimate_s": 0.0, "update_s": 0.0}
         self.gaps = 0  # decisions skipped because the controller was unreachable
 
     def decide(self, decision_id: int, metrics: dict[str, float], progress: float,
-               kd_weight: list[float]) -> list[float]:
+               kd_weight: list[float], reward_before: dict[str, float] | None = None) -> list[float]:
         if self.dro is not None:
             # Every rank has the same all-reduced metrics, so every rank computes the same weights.
             return self.dro.update([metrics[f"{self.settings.dro_loss}/{lang}"] for lang in LANGS])
@@ -140,26 +144,29 @@ class _Decisions:
             return kd_weight
         started = time.perf_counter()
         try:
-            return self._decide_with_controller(decision_id, metrics, progress, kd_weight)
+            return self._decide_with_controller(decision_id, metrics, progress, kd_weight, reward_before)
         finally:
             self.seconds += time.perf_counter() - started
 
     def _decide_with_controller(self, decision_id: int, metrics: dict[str, float], progress: float,
-                                kd_weight: list[float]) -> list[float]:
+                                kd_weight: list[float], reward_before: dict[str, float] | None) -> list[float]:
         # Every rank sends the same all-reduced metrics, and the actor samples a group once per decision id.
         state = {"metrics": metrics, "progress": progress, "kd_weight": kd_weight}
-        candidates = self._call("propose", decision_id, state)
+        with self._timed("propose_s"):
+            candidates = self._call("propose", decision_id, state)
 
         # Ranks agree before any collective: if one rank could not reach the controller, all keep their weights.
         if _any_rank(candidates is None):
             return self._gap(decision_id, kd_weight, "no candidates")
         candidates = _from_rank0(candidates)
 
-        if isinstance(self.prober, LookaheadEstimator):
-            outcome = self.prober.outcome(candidates)
-        else:
-            outcome = self._probe(decision_id, candidates)
-        applied = self._call("update", decision_id, outcome)
+        with self._timed("estimate_s"):
+            if isinstance(self.prober, LookaheadEstimator):
+                outcome = self.prober.outcome(candidates)
+            else:
+                outcome = self._probe(decision_id, candidates, reward_before)
+        with self._timed("update_s"):
+            applied = self._call("update", decision_id, outcome)
 
         # Rank 0's result is the one applied, so all ranks train with the same weights.
         failed = _from_rank0(applied is None)
@@ -167,6 +174,14 @@ class _Decisions:
         if failed:
             return self._gap(decision_id, kd_weight, "no update")
         return applied
+
+    @contextlib.contextmanager
+    def _timed(self, part: str):
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.parts[part] += time.perf_counter() - started
 
     def _call(self, method: str, decision_id: int, payload: dict[str, Any]) -> Any:
         """Call the controller actor; return None when it is dead, or still unavailable after the timeout.
@@ -200,11 +215,18 @@ class _Decisions:
                        decision_id, reason, np.round(kd_weight, 3).tolist(), self.gaps)
         return kd_weight
 
-    def _probe(self, decision_id: int, candidates: list[list[float]]) -> dict[str, Any]:
-        """Probe this rank's share of the group, then gather every rank's results."""
+    def _probe(self, decision_id: int, candidates: list[list[float]],
+               before: dict[str, float] | None) -> dict[str, Any]:
+        """Probe this rank's share of the group, then gather every rank's results.
+
+        `before` holds the reward-slice metrics of the current snapshot when the dev evaluation
+        already scored them; otherwise every rank scores its share of the slice and the counts add up.
+        """
         rank, world_size = _rank_and_world()
         mine = list(range(rank, len(candidates), world_size))
-        before = self.prober.score(self.prober.model)
+        if before is None:
+            reward_share = self.prober.data.reward_indices[rank::world_size]
+            before = metrics_from_counts(all_reduce_counts(self.prober.count(self.prober.model, reward_share)))
         after = self.prober.run([candidates[i] for i in mine], seed=self.settings.seed + decision_id)
         gathered = _all_gather_objects({index: result for index, result in zip(mine, after)})
         probe_examples = self.settings.probe_steps * self.settings.batch_size
@@ -219,7 +241,7 @@ class _Decisions:
 
     def get_state(self) -> dict[str, Any]:
         """Return this decision source's state for a checkpoint: timings, gaps and Group DRO's q."""
-        state: dict[str, Any] = {"seconds": self.seconds, "gaps": self.gaps}
+        state: dict[str, Any] = {"seconds": self.seconds, "parts": dict(self.parts), "gaps": self.gaps}
         if self.dro is not None:
             state["dro_log_q"] = self.dro.log_q.copy()
         return state
@@ -237,6 +259,7 @@ class _Decisions:
 
     def set_state(self, state: dict[str, Any], controller_state: dict[str, Any] | None, *, push: bool) -> None:
         self.seconds = state.get("seconds", 0.0)
+        self.parts.update(state.get("parts", {}))
         self.gaps = state.get("gaps", 0)
         if self.dro is not None and "dro_log_q" in state:
             self.dro.log_q = np.asarray(state["dro_log_q"])
@@ -404,6 +427,10 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         else:
             prober = Prober(_unwrap(model), optimizer, probe_data, train, dev, settings.loss, settings.pad_token_id)
     decisions = _Decisions(settings, prober)
+    # When the dev evaluation covers the probes' reward slice, its forward pass also scores the slice before probing.
+    reward_subset = None
+    if isinstance(prober, Prober) and np.isin(prober.data.reward_indices, dev_indices).all():
+        reward_subset = prober.data.reward_indices
 
     kd_weight = list(settings.kd_weight_init)
     history: list[dict[str, Any]] = []
@@ -429,6 +456,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         next(batches)
     started = time.perf_counter()
     train_seconds = 0.0
+    eval_seconds = 0.0
+    checkpoint_seconds = 0.0  # up to the previous report: a report cannot time its own checkpoint
     examples_seen = 0
     skipped_batches = int(train_state.get("skipped_batches", 0)) if checkpoint is not None else 0
     exporter = MetricsExporter(loop_config.get("run_name"), settings.method) if rank == 0 else None
@@ -465,15 +494,19 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             continue
 
         # Dev metrics at a decision point, identical on every rank after the all-reduce.
-        counts = count_predictions(
-            model, dev, rank_dev_indices, pad_token_id=settings.pad_token_id,
-            softmax_temperature=settings.loss.softmax_temperature, kd_loss_name=metric_loss_name,
+        eval_started = time.perf_counter()
+        counts, reward_counts = count_predictions_with_subset(
+            model, dev, rank_dev_indices, reward_subset if reward_subset is not None else np.zeros(0, dtype=np.int64),
+            pad_token_id=settings.pad_token_id, softmax_temperature=settings.loss.softmax_temperature,
+            kd_loss_name=metric_loss_name,
         )
         metrics = metrics_from_counts(all_reduce_counts(counts))
+        reward_before = metrics_from_counts(all_reduce_counts(reward_counts)) if reward_subset is not None else None
+        eval_seconds += time.perf_counter() - eval_started
         record = {"step": step, "kd_weight": list(kd_weight), **metrics}
 
         if step != steps:
-            kd_weight = decisions.decide(step, metrics, step / steps, kd_weight)
+            kd_weight = decisions.decide(step, metrics, step / steps, kd_weight, reward_before)
         history.append(record)
         if exporter is not None:
             exporter.decision_point(metrics, kd_weight, float(loss.total.item()), skipped_batches, decisions.gaps)
@@ -484,6 +517,10 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             "train_loss": float(loss.total.item()),
             "samples_per_s": examples_seen * world_size / max(train_seconds, 1e-9),
             "controller_s": decisions.seconds,
+            **{f"controller_{part}": seconds for part, seconds in decisions.parts.items()},
+            "train_s": train_seconds,
+            "eval_s": eval_seconds,
+            "checkpoint_s": checkpoint_seconds,
             "controller_gaps": decisions.gaps,
             "skipped_batches": skipped_batches,
             "wall_s": time.perf_counter() - started,
@@ -494,6 +531,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         final = step == steps
         if final and progress_bar is not None:
             progress_bar.close()
+        checkpoint_started = time.perf_counter()
         with tempfile.TemporaryDirectory() as directory:
             checkpoint = None
             if rank == 0:
@@ -501,3 +539,4 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
                                  decisions, final, skipped_batches)
                 checkpoint = ray.train.Checkpoint.from_directory(directory)
             ray.train.report(report, checkpoint=checkpoint)
+        checkpoint_seconds += time.perf_counter() - checkpoint_started

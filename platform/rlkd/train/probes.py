@@ -18,7 +18,7 @@ import torch
 
 from rlkd.train.alignment import HIDDEN_ALIGNMENT
 from rlkd.train.encoding import EncodedSplit, collate
-from rlkd.train.evaluation import count_predictions, metrics_from_counts
+from rlkd.train.evaluation import DevCounts, count_predictions, metrics_from_counts
 from rlkd.train.step import LossSettings, build_optimizer, training_step
 
 
@@ -36,6 +36,8 @@ def choose_probe_data(train: EncodedSplit, dev: EncodedSplit, *, probe_steps: in
     rng = np.random.default_rng(seed + 7919)
     needed = min(len(train), probe_steps * batch_size)
     order = rng.permutation(len(train))[:needed]
+    # Batches of similar length pad little; every candidate trains on the same batches in the same order.
+    order = order[np.argsort([len(train.input_ids[index]) for index in order], kind="stable")]
     batches = [order[(step * batch_size) % needed:][:batch_size] for step in range(probe_steps)]
     reward_indices = np.sort(rng.permutation(len(dev))[: min(reward_examples, len(dev))])
     return ProbeData(batches, reward_indices)
@@ -58,11 +60,14 @@ class Prober:
         self.probe_optimizer = build_optimizer(self.probe_model, optimizer.defaults["lr"])
 
     def score(self, model: torch.nn.Module) -> dict[str, float]:
-        counts = count_predictions(
-            model, self.dev, self.data.reward_indices, pad_token_id=self.pad_token_id,
+        return metrics_from_counts(self.count(model, self.data.reward_indices))
+
+    def count(self, model: torch.nn.Module, indices: np.ndarray) -> DevCounts:
+        """Counts of `model` on some of the reward slice; ranks that share one snapshot split the slice this way."""
+        return count_predictions(
+            model, self.dev, indices, pad_token_id=self.pad_token_id,
             softmax_temperature=self.settings.softmax_temperature, kd_loss_name=self.metric_loss_name,
         )
-        return metrics_from_counts(counts)
 
     def run(self, candidates: list[list[float]], seed: int) -> list[dict[str, float]]:
         """Probe each candidate from the current snapshot; return the reward-slice metrics after each probe."""

@@ -13,9 +13,18 @@ MAX_GRAD_NORM = 1.0
 WEIGHT_DECAY = 0.01
 
 
+FUSED_DEVICES = ("cpu", "cuda")
+
+
 def build_optimizer(model: torch.nn.Module, learning_rate: float) -> torch.optim.Optimizer:
+    """AdamW over the trainable parameters, fused into one kernel where the device has one.
+
+    On CPU, torch's default AdamW updates one tensor at a time. Fused, the default student's step
+    took 178 ms instead of 235 ms on 2 cores with torch 2.13 (profile in bench/README.md).
+    """
     trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
-    return torch.optim.AdamW(trainable, lr=learning_rate, weight_decay=WEIGHT_DECAY)
+    fused = all(parameter.device.type in FUSED_DEVICES and parameter.is_floating_point() for parameter in trainable)
+    return torch.optim.AdamW(trainable, lr=learning_rate, weight_decay=WEIGHT_DECAY, fused=fused or None)
 
 
 @dataclass(frozen=True)
