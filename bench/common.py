@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import platform as host
 import time
@@ -54,6 +55,12 @@ def prepare_kd(data_dir: Path, steps: int, cache_dir: Path | None, threads: int,
     return KDBench(config, prepared, settings, run_id)
 
 
+def setup_logging() -> None:
+    """Show rlkd's progress lines (teacher reuse, each student's test scores) as `rlkd compare` does."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S")
+
+
 def machine(threads: int) -> dict:
     return {"cores": os.cpu_count(), "torch_threads": threads, "cpu": host.processor() or host.machine(),
             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
@@ -67,8 +74,8 @@ def plain_loop(settings: LoopSettings, train: EncodedSplit, steps: int, threads:
     """Train `steps` KD steps in this process, with no Ray; return student samples per second over the steps.
 
     The batches, loss and optimiser are rlkd's own. With `teacher`, each step runs the teacher on the
-    batch (eval mode, no gradients) and distils from those logits instead of the cached ones; the
-    student must share the teacher's tokenizer, as it does by default.
+    batch (eval mode, no gradients) and distils from those logits instead of the cached ones. The
+    student must then share the teacher's tokenizer, as it does by default.
     """
     torch.set_num_threads(threads)
     model = build_student(settings.student_config, settings.seed)

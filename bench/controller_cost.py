@@ -3,15 +3,17 @@
 The training function of every worker times its parts and reports them with its metrics; each
 student's summary.json keeps the last report's timings. The controller's part is everything a
 decision adds: the `propose` call (metrics to the actor, candidates back), the probes of the
-candidates, and the `update` call (probe results to the actor, the GRPO update, weights back).
+candidates, the `update` call (probe results to the actor, the GRPO update, weights back), and
+the collectives in which the ranks agree on candidates and weights.
 The dev evaluation at each decision point is listed apart: every method runs it, `kd` included.
 Target: the controller takes at most 15% of the training function's wall time.
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/controller_cost.py --data ../shared/data/sentimix
     .venv/bin/python bench/controller_cost.py --run outputs/bench/quality/<run id>
 
-Without --run it trains one `rl` student at default settings (about 7 minutes here); with --run it
-reads every `rl` student of a finished compare run, such as the one bench/quality.py leaves.
+Without --run it trains a `kd` and an `rl` student at default settings (about 10 minutes on 2
+cores). With --run it reads every `rl` student of a finished compare run, such as the one
+bench/quality.py leaves.
 Writes bench/results/controller_cost.json.
 """
 
@@ -23,17 +25,17 @@ from pathlib import Path
 
 import numpy as np
 
-from common import OUT_DIR, RESULTS_DIR, machine
+from common import OUT_DIR, RESULTS_DIR, machine, setup_logging
 from rlkd.compare import SUMMARY_FILE, ComparePaths, default_cache_dir, run_compare
 from rlkd.config import load_config
 
 RESULTS = RESULTS_DIR / "controller_cost.json"
 TARGET_SHARE = 0.15
-PARTS = ("controller_propose_s", "controller_estimate_s", "controller_update_s")
+PARTS = ("controller_propose_s", "controller_estimate_s", "controller_update_s", "controller_sync_s")
 
 
 def student_timings(run_dir: Path, method: str) -> list[dict]:
-    """The timings of every student of `method` in a compare run, one per seed."""
+    """Read the timings of every student of `method` in a compare run, one per seed."""
     found = []
     for path in sorted((run_dir / "students").glob(f"{method}/**/{SUMMARY_FILE}")):
         summary = json.loads(path.read_text())
@@ -50,6 +52,7 @@ def main() -> None:
     parser.add_argument("--smoke-test", action="store_true", help="The smoke profile: checks the script only.")
     parser.add_argument("--cache-dir", type=Path, default=None, help="rlkd cache (default: ~/.cache/rlkd).")
     args = parser.parse_args()
+    setup_logging()
     if args.run is None and args.data is None:
         parser.error("give --data to train an rl student, or --run to read a finished compare run")
 
@@ -67,7 +70,7 @@ def main() -> None:
 
     # Shares of the training function's wall time, per seed, then their mean.
     shares = [run["controller_s"] / run["wall_s"] for run in rl]
-    parts = {part: float(np.mean([run[part] / run["wall_s"] for run in rl])) for part in PARTS}
+    parts = {part: float(np.mean([run.get(part, 0.0) / run["wall_s"] for run in rl])) for part in PARTS}
     eval_share = float(np.mean([run["eval_s"] / run["wall_s"] for run in rl]))
     controller = config_used["controller"]
     summary = {
@@ -93,7 +96,8 @@ def main() -> None:
     print(json.dumps(summary, indent=1))
     print(f"controller cost: {100 * np.mean(shares):.1f}% of the rl training function's wall time "
           f"(propose {100 * parts['controller_propose_s']:.1f}%, probes {100 * parts['controller_estimate_s']:.1f}%, "
-          f"update {100 * parts['controller_update_s']:.1f}%; dev evaluation, as in every method, "
+          f"update {100 * parts['controller_update_s']:.1f}%, rank synchronisation "
+          f"{100 * parts['controller_sync_s']:.1f}%; dev evaluation, as in every method, "
           f"{100 * eval_share:.1f}%), target <= {100 * TARGET_SHARE:.0f}%")
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import ray
 
-from common import OUT_DIR, RESULTS_DIR, machine, plain_loop, prepare_kd
+from common import OUT_DIR, RESULTS_DIR, machine, plain_loop, prepare_kd, setup_logging
 from rlkd.compare import check_cluster_fits, ensure_ray
 from rlkd.config import ScalingConfig
 from rlkd.train.runner import fit
@@ -40,6 +40,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3,
                         help="Runs of each side, alternating; the ratio uses the medians (default 3).")
     args = parser.parse_args()
+    setup_logging()
 
     # One worker that owns every core, and a plain loop with as many torch threads.
     threads = os.cpu_count() or 1

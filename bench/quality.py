@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from common import OUT_DIR, RESULTS_DIR, machine
+from common import OUT_DIR, RESULTS_DIR, machine, setup_logging
 from rlkd.compare import ComparePaths, default_cache_dir, run_compare
 from rlkd.config import load_config
 from rlkd.constants import LANGS, METHODS
@@ -35,8 +35,10 @@ def summarise(run_dir: Path) -> dict:
     frame = pd.read_csv(run_dir / "results.csv")
     wide = frame.pivot_table(index=["method", "seed"], columns="lang", values="macro_f1").reset_index()
     wide["worst_lang"] = wide[list(LANGS)].min(axis=1)
+    order = [method for method in ("teacher", *METHODS) if method in set(wide["method"])]
     table = {}
-    for method, rows in wide.groupby("method", sort=False):
+    for method in order:
+        rows = wide[wide["method"] == method]
         table[method] = {"seeds": int(len(rows))}
         for column in (*LANGS, "all", "worst_lang"):
             table[method][column] = {"mean": round(float(rows[column].mean()), 4),
@@ -53,6 +55,7 @@ def main() -> None:
     parser.add_argument("--smoke-test", action="store_true", help="The smoke profile: checks the script, not quality.")
     parser.add_argument("--cache-dir", type=Path, default=None, help="rlkd cache (default: ~/.cache/rlkd).")
     args = parser.parse_args()
+    setup_logging()
     if args.run is None and args.data is None:
         parser.error("give --data to train, or --run to read a finished compare run")
 
@@ -88,7 +91,8 @@ def main() -> None:
 
     print(f"{'method':<12} {'all':>14} " + " ".join(f"{lang:>14}" for lang in (*LANGS, "worst_lang")))
     for method, row in table.items():
-        cells = [f"{row[c]['mean']:.3f} ± {row[c]['std'] or 0:.3f}" for c in ("all", *LANGS, "worst_lang")]
+        cells = [f"{row[c]['mean']:.3f}" + (f" ± {row[c]['std']:.3f}" if row[c]["std"] is not None else "")
+                 for c in ("all", *LANGS, "worst_lang")]
         print(f"{method:<12} " + " ".join(f"{cell:>14}" for cell in cells))
     if gain is not None:
         print(f"quality: rl - kd = {gain:+.2f} points on worst-language macro-F1, {overall:+.2f} overall "

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import ray
 
-from common import OUT_DIR, RESULTS_DIR, machine, prepare_kd
+from common import OUT_DIR, RESULTS_DIR, machine, prepare_kd, setup_logging
 from rlkd.compare import check_cluster_fits, ensure_ray
 from rlkd.config import ScalingConfig
 from rlkd.train.runner import fit
@@ -47,6 +47,7 @@ def main() -> None:
     parser.add_argument("--gpu", action="store_true", help="Compare one CPU worker with one GPU worker.")
     parser.add_argument("--cache-dir", type=Path, default=None, help="rlkd cache (default: ~/.cache/rlkd).")
     args = parser.parse_args()
+    setup_logging()
 
     cores = os.cpu_count() or 1
     ensure_ray()

@@ -24,7 +24,7 @@ import pandas as pd
 import ray
 import torch
 
-from common import RESULTS_DIR, machine
+from common import RESULTS_DIR, machine, setup_logging
 from rlkd.compare import ComparePaths, default_cache_dir, ensure_ray, prepare_teacher_stage, read_run_state
 from rlkd.models import count_parameters, load_classifier
 from rlkd.train.encoding import EncodedSplit, batch_indices, collate
@@ -54,7 +54,7 @@ def throughput(model: torch.nn.Module, split: EncodedSplit, pad_token_id: int, b
 
 
 def model_dirs(run_dir: Path, method: str) -> list[Path]:
-    """The saved students of `method`, one per seed: folders with a config.json beside their summary."""
+    """Find the saved students of `method`, one folder per seed, each with a config.json."""
     found = sorted(path.parent for path in (run_dir / "students").glob(f"{method}/**/config.json"))
     if not found:
         raise SystemExit(f"no saved {method} student in {run_dir / 'students'}")
@@ -69,6 +69,7 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=640, help="Test tweets per throughput measurement.")
     parser.add_argument("--cache-dir", type=Path, default=None, help="rlkd cache (default: ~/.cache/rlkd).")
     args = parser.parse_args()
+    setup_logging()
 
     run_dir = args.run
     if run_dir is None:

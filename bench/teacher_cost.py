@@ -1,15 +1,15 @@
 """Teacher cost: KD steps that read cached teacher logits against KD steps that run the teacher online.
 
 rlkd runs the fine-tuned teacher once over every split, stores its logits in Parquet beside the
-teacher, and distils from those arrays. This script measures what that saves: the same KD steps
-(default student, uniform KD, rlkd's batches, loss and optimiser) in one plain process, once with the
-cached logits and once with a teacher forward pass (eval mode, no gradients) in every step. It also
+teacher, and distils from those arrays. This script measures what that saves. It runs the same KD
+steps (default student, uniform KD, rlkd's batches, loss and optimiser) in one plain process twice:
+with the cached logits, and with a teacher forward pass (eval mode, no gradients) in every step. It also
 times the one-time pass that fills the cache over the train split, and reports after how many
 steps the cache has paid for itself. Writes bench/results/teacher_cost.json.
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/teacher_cost.py --data ../shared/data/sentimix [--steps 100] [--repeats 3]
 
-Both sides run in a plain loop rather than on Ray Train, so the comparison holds the teacher's
+Both sides run in a plain loop rather than on Ray Train, so the comparison isolates the teacher's
 cost alone; bench/overhead.py shows that rlkd's Ray Train worker runs these steps at the plain
 loop's speed.
 """
@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import ray
 
-from common import RESULTS_DIR, machine, plain_loop, prepare_kd
+from common import RESULTS_DIR, machine, plain_loop, prepare_kd, setup_logging
 from rlkd.compare import ensure_ray
 from rlkd.models import load_classifier
 from rlkd.teacher import compute_logits
@@ -43,6 +43,7 @@ def main() -> None:
                         help="Time the cache-filling pass on this many train tweets and scale up (default: all).")
     parser.add_argument("--cache-dir", type=Path, default=None, help="rlkd cache (default: ~/.cache/rlkd).")
     args = parser.parse_args()
+    setup_logging()
 
     threads = os.cpu_count() or 1
     ensure_ray()

@@ -219,8 +219,8 @@ class _Decisions:
                before: dict[str, float] | None) -> dict[str, Any]:
         """Probe this rank's share of the group, then gather every rank's results.
 
-        `before` holds the reward-slice metrics of the current snapshot when the dev evaluation
-        already scored them; otherwise every rank scores its share of the slice and the counts add up.
+        `before` contains the reward-slice metrics of the current snapshot when the dev evaluation
+        already scored them. Otherwise every rank scores its share of the slice and the counts add up.
         """
         rank, world_size = _rank_and_world()
         mine = list(range(rank, len(candidates), world_size))
@@ -518,6 +518,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             "samples_per_s": examples_seen * world_size / max(train_seconds, 1e-9),
             "controller_s": decisions.seconds,
             **{f"controller_{part}": seconds for part, seconds in decisions.parts.items()},
+            # The rest of the controller's time: collectives in which ranks agree on candidates and weights.
+            "controller_sync_s": max(0.0, decisions.seconds - sum(decisions.parts.values())),
             "train_s": train_seconds,
             "eval_s": eval_seconds,
             "checkpoint_s": checkpoint_seconds,
