@@ -43,6 +43,7 @@ bench: setup
 	$(VENV)/bin/python bench/controller_cost.py --run "$$($(VENV)/bin/python -c 'import json; print(json.load(open("bench/results/quality.json"))["run"])')"
 	$(VENV)/bin/python bench/student_teacher.py --data $(DATA)
 	$(VENV)/bin/python bench/teacher_cost.py --data $(DATA)
+	$(VENV)/bin/python bench/step_profile.py --data $(DATA)
 	$(VENV)/bin/python bench/overhead.py --data $(DATA)
 	$(VENV)/bin/python bench/scaling.py --data $(DATA)
 	$(VENV)/bin/python bench/object_store.py --steps 2000
@@ -53,10 +54,10 @@ bench-quick: setup
 	$(QUICK) $(VENV)/bin/python bench/quality.py --data $(DATA) --smoke-test --methods kd,rl --seeds 1
 	$(QUICK) $(VENV)/bin/python bench/controller_cost.py --run "$$($(VENV)/bin/python -c 'import json; print(json.load(open("bench/results/quick/quality.json"))["run"])')"
 	$(QUICK) $(VENV)/bin/python bench/student_teacher.py --data $(DATA) --examples 128
-	$(QUICK) $(VENV)/bin/python bench/teacher_cost.py --data $(DATA) --steps 30 --repeats 1 --cache-examples 1000
-	$(QUICK) $(VENV)/bin/python bench/overhead.py --data $(DATA) --steps 30 --repeats 1
-	$(QUICK) $(VENV)/bin/python bench/scaling.py --data $(DATA) --steps 30 --repeats 1
-	$(QUICK) $(VENV)/bin/python bench/object_store.py --steps 300
+	$(QUICK) $(VENV)/bin/python bench/teacher_cost.py --data $(DATA) --steps 20 --repeats 1 --cache-examples 500
+	$(QUICK) $(VENV)/bin/python bench/overhead.py --data $(DATA) --steps 20 --repeats 1
+	$(QUICK) $(VENV)/bin/python bench/scaling.py --data $(DATA) --steps 20 --repeats 1
+	$(QUICK) $(VENV)/bin/python bench/object_store.py --steps 150
 
 clean:
 	rm -rf outputs .pytest_cache

@@ -1,8 +1,8 @@
 """Profile of a student KD step and of one rank's share of a probe decision, part by part.
 
-A KD step is cut into collate, forward, backward, gradient clipping and optimiser step, with the
-optimiser rlkd builds (AdamW, fused where the device has a fused kernel) and with torch's default
-AdamW, which updates one tensor at a time on CPU. A probe decision is cut into the snapshot copies,
+A KD step is cut into collate, forward, backward, gradient clipping and optimiser step. It runs
+once with the optimiser rlkd builds (AdamW, fused where the device has a fused kernel), and once
+with torch's default AdamW, which updates one tensor at a time on CPU. A probe decision is cut into the snapshot copies,
 the probe steps and the reward-slice scoring of each candidate (the rest is mostly snapshot copies), for the candidates one rank probes
 at default settings (group size / workers). Everything runs in this process, on one torch thread
 by default, as each of the two default workers does. Writes bench/results/step_profile.json.
