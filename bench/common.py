@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import platform as host
@@ -14,7 +15,8 @@ import ray
 import torch
 from transformers import get_linear_schedule_with_warmup
 
-from rlkd.compare import ComparePaths, PreparedRun, _method_settings, default_cache_dir, new_run_id, prepare_run
+from rlkd.compare import (ComparePaths, PreparedRun, _method_settings, default_cache_dir, new_run_id, prepare_run,
+                          run_compare)
 from rlkd.config import RunConfig, load_config
 from rlkd.models import build_student
 from rlkd.train.encoding import EncodedSplit, collate
@@ -53,6 +55,24 @@ def prepare_kd(data_dir: Path, steps: int, cache_dir: Path | None, threads: int,
     settings = _method_settings(config, "kd", config.seed, list(config.distill.kd_weight_init), prepared.student_kwargs,
                                 prepared.student_tokenizer.pad_token_id, None, None)
     return KDBench(config, prepared, settings, run_id)
+
+
+def compare_or_read(run_dir: Path | None, data_dir: Path | None, cache_dir: Path | None, name: str,
+                    overrides: list[str], smoke_test: bool) -> Path:
+    """Return `run_dir` when given; otherwise run `rlkd compare` with `overrides` into outputs/bench/<name>/<run id>."""
+    if run_dir is not None:
+        return run_dir
+    config = load_config(overrides=overrides, smoke_test=smoke_test)
+    paths = ComparePaths(data_dir.resolve(), (OUT_DIR / name / "{run_id}").resolve(),
+                         (cache_dir or default_cache_dir()).resolve())
+    return run_compare(config, paths)
+
+
+def write_results(path: Path, summary: dict) -> None:
+    """Write a benchmark's summary as JSON under bench/results and print it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(summary, indent=1))
+    print(json.dumps(summary, indent=1))
 
 
 def setup_logging() -> None:

@@ -25,9 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from common import OUT_DIR, RESULTS_DIR, machine, setup_logging
-from rlkd.compare import SUMMARY_FILE, ComparePaths, default_cache_dir, run_compare
-from rlkd.config import load_config
+from common import RESULTS_DIR, compare_or_read, machine, setup_logging, write_results
+from rlkd.compare import SUMMARY_FILE
 
 RESULTS = RESULTS_DIR / "controller_cost.json"
 TARGET_SHARE = 0.15
@@ -56,12 +55,8 @@ def main() -> None:
     if args.run is None and args.data is None:
         parser.error("give --data to train an rl student, or --run to read a finished compare run")
 
-    run_dir = args.run
-    if run_dir is None:
-        config = load_config(overrides=["methods=kd,rl"], smoke_test=args.smoke_test)
-        paths = ComparePaths(args.data.resolve(), (OUT_DIR / "controller_cost" / "{run_id}").resolve(),
-                             (args.cache_dir or default_cache_dir()).resolve())
-        run_dir = run_compare(config, paths)
+    run_dir = compare_or_read(args.run, args.data, args.cache_dir, "controller_cost", ["methods=kd,rl"],
+                              args.smoke_test)
     config_used = json.loads((run_dir / "config.json").read_text())
     rl = student_timings(run_dir, "rl")
     if not rl:
@@ -91,9 +86,7 @@ def main() -> None:
         "target_share": TARGET_SHARE,
         "target_met": bool(np.mean(shares) <= TARGET_SHARE),
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(summary, indent=1))
-    print(json.dumps(summary, indent=1))
+    write_results(RESULTS, summary)
     print(f"controller cost: {100 * np.mean(shares):.1f}% of the rl training function's wall time "
           f"(propose {100 * parts['controller_propose_s']:.1f}%, probes {100 * parts['controller_estimate_s']:.1f}%, "
           f"update {100 * parts['controller_update_s']:.1f}%, rank synchronisation "

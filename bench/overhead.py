@@ -17,14 +17,13 @@ times, alternating, and the ratios compare medians.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 
 import numpy as np
 import ray
 
-from common import OUT_DIR, RESULTS_DIR, machine, plain_loop, prepare_kd, setup_logging
+from common import OUT_DIR, RESULTS_DIR, machine, plain_loop, prepare_kd, setup_logging, write_results
 from rlkd.compare import check_cluster_fits, ensure_ray
 from rlkd.config import ScalingConfig
 from rlkd.train.runner import fit
@@ -79,9 +78,7 @@ def main() -> None:
                  "rlkd_end_to_end": [round(value, 1) for value in rlkd_end_to_end_runs]},
         "target_ratio": 0.90,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(summary, indent=1))
-    print(json.dumps(summary, indent=1))
+    write_results(RESULTS, summary)
     print(f"platform overhead: rlkd {rlkd_train:.0f} samples/s on training steps ({rlkd_end_to_end:.0f} end to end) "
           f"vs plain PyTorch {plain:.0f}: ratio {rlkd_train / plain:.3f} ({rlkd_end_to_end / plain:.3f} end to end), "
           f"target >= 0.90")

@@ -21,9 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from common import OUT_DIR, RESULTS_DIR, machine, setup_logging
-from rlkd.compare import ComparePaths, default_cache_dir, run_compare
-from rlkd.config import load_config
+from common import RESULTS_DIR, compare_or_read, machine, setup_logging, write_results
 from rlkd.constants import LANGS, METHODS
 
 RESULTS = RESULTS_DIR / "quality.json"
@@ -59,13 +57,8 @@ def main() -> None:
     if args.run is None and args.data is None:
         parser.error("give --data to train, or --run to read a finished compare run")
 
-    run_dir = args.run
-    if run_dir is None:
-        config = load_config(overrides=[f"methods={args.methods}", f"seeds={args.seeds}"],
-                             smoke_test=args.smoke_test)
-        paths = ComparePaths(args.data.resolve(), (OUT_DIR / "quality" / "{run_id}").resolve(),
-                             (args.cache_dir or default_cache_dir()).resolve())
-        run_dir = run_compare(config, paths)
+    run_dir = compare_or_read(args.run, args.data, args.cache_dir, "quality",
+                              [f"methods={args.methods}", f"seeds={args.seeds}"], args.smoke_test)
     config_used = json.loads((run_dir / "config.json").read_text())
 
     table = summarise(run_dir)
@@ -85,9 +78,7 @@ def main() -> None:
         "target": f"rl >= kd + {TARGET_POINTS} points on worst_lang, and rl >= kd on all",
         "target_met": None if gain is None else bool(gain >= TARGET_POINTS and overall >= 0),
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(summary, indent=1))
-    print(json.dumps(summary, indent=1))
+    write_results(RESULTS, summary)
 
     print(f"{'method':<12} {'all':>14} " + " ".join(f"{lang:>14}" for lang in (*LANGS, "worst_lang")))
     for method, row in table.items():

@@ -13,7 +13,6 @@ by default, as each of the two default workers does. Writes bench/results/step_p
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import ray
 import torch
 
 import rlkd.train.probes as probes
-from common import RESULTS_DIR, machine, prepare_kd, setup_logging
+from common import RESULTS_DIR, machine, prepare_kd, setup_logging, write_results
 from rlkd.compare import ensure_ray
 from rlkd.models import build_student
 from rlkd.train.encoding import collate
@@ -136,9 +135,7 @@ def main() -> None:
         "step_ms_default_adamw": step_default,
         "probe_decision_s": decision,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(summary, indent=1))
-    print(json.dumps(summary, indent=1))
+    write_results(RESULTS, summary)
     print(f"KD step: {step_rlkd['total']:.0f} ms with rlkd's optimiser ({step_rlkd['optimizer']:.0f} ms in it), "
           f"{step_default['total']:.0f} ms with torch's default AdamW ({step_default['optimizer']:.0f} ms); "
           f"one rank's probes at a decision: {decision['total']:.1f} s ({decision['probe_steps']:.1f} s in steps, "

@@ -24,7 +24,7 @@ import pandas as pd
 import ray
 import torch
 
-from common import RESULTS_DIR, machine, setup_logging
+from common import RESULTS_DIR, machine, setup_logging, write_results
 from rlkd.compare import ComparePaths, default_cache_dir, ensure_ray, prepare_teacher_stage, read_run_state
 from rlkd.models import count_parameters, load_classifier
 from rlkd.train.encoding import EncodedSplit, batch_indices, collate
@@ -129,9 +129,7 @@ def main() -> None:
         "targets": "speedup >= 5 at batch 1 and 64; macro_f1_retained >= 0.95",
         "target_met": {"speedup": bool(min(speedups.values()) >= 5), "macro_f1_retained": bool(retained >= 0.95)},
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(summary, indent=1))
-    print(json.dumps(summary, indent=1))
+    write_results(RESULTS, summary)
     print(f"student vs teacher: {student['parameters'] / 1e6:.1f}M vs {teacher['parameters'] / 1e6:.1f}M parameters, "
           f"{student['checkpoint_mib']:.0f} vs {teacher['checkpoint_mib']:.0f} MiB; throughput "
           f"{speedups['batch1']:.1f}x at batch 1, {speedups['batch64']:.1f}x at batch 64 (target 5x); "

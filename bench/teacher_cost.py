@@ -17,7 +17,6 @@ loop's speed.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from pathlib import Path
@@ -25,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import ray
 
-from common import RESULTS_DIR, machine, plain_loop, prepare_kd, setup_logging
+from common import RESULTS_DIR, machine, plain_loop, prepare_kd, setup_logging, write_results
 from rlkd.compare import ensure_ray
 from rlkd.models import load_classifier
 from rlkd.teacher import compute_logits
@@ -93,9 +92,7 @@ def main() -> None:
         "runs": {"cached": [round(value, 1) for value in cached_runs],
                  "online": [round(value, 1) for value in online_runs]},
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(summary, indent=1))
-    print(json.dumps(summary, indent=1))
+    write_results(RESULTS, summary)
     print(f"teacher cost: cached logits {cached:.0f} samples/s vs teacher online {online:.0f}: "
           f"{cached / online:.2f}x; filling the cache takes {cache_seconds:.0f} s, repaid after "
           f"{break_even_steps:.0f} steps ({break_even_steps / steps_per_epoch:.2f} epochs of one process)")
