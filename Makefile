@@ -36,7 +36,7 @@ test: setup
 	RLKD_DATA=$(DATA) $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 # Benchmarks write bench/results/*.json; bench-quick runs short versions into bench/results/quick/.
-# quality.py trains the 15 students (about 80 minutes); controller_cost.py and student_teacher.py
+# quality.py trains the 15 students (about 70 minutes on 2 cores); controller_cost.py and student_teacher.py
 # read the compare run it leaves.
 bench: setup
 	$(VENV)/bin/python bench/quality.py --data $(DATA)

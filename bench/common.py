@@ -61,11 +61,20 @@ def compare_or_read(run_dir: Path | None, data_dir: Path | None, cache_dir: Path
                     overrides: list[str], smoke_test: bool) -> Path:
     """Return `run_dir` when given; otherwise run `rlkd compare` with `overrides` into outputs/bench/<name>/<run id>."""
     if run_dir is not None:
-        return run_dir
+        return check_run_dir(run_dir)
     config = load_config(overrides=overrides, smoke_test=smoke_test)
     paths = ComparePaths(data_dir.resolve(), (OUT_DIR / name / "{run_id}").resolve(),
                          (cache_dir or default_cache_dir()).resolve())
     return run_compare(config, paths)
+
+
+def check_run_dir(run_dir: Path) -> Path:
+    """Return `run_dir` if it is a finished `rlkd compare` run; otherwise stop with a message naming the folder."""
+    missing = [name for name in ("run.json", "config.json", "results.csv") if not (run_dir / name).is_file()]
+    if missing:
+        raise SystemExit(f"--run {run_dir}: not a finished rlkd compare run (missing {', '.join(missing)}); "
+                         f"pass the folder that holds its report.md")
+    return run_dir
 
 
 def write_results(path: Path, summary: dict) -> None:

@@ -68,7 +68,8 @@ def main() -> None:
         gain = 100 * (table["rl"]["worst_lang"]["mean"] - table["kd"]["worst_lang"]["mean"])
         overall = 100 * (table["rl"]["all"]["mean"] - table["kd"]["all"]["mean"])
     summary = {
-        "compared": f"test macro-F1 of {', '.join(table)}; {table[next(iter(table))]['seeds']} seed(s) each, "
+        "compared": f"test macro-F1 of {', '.join(table)}; {max(row['seeds'] for row in table.values())} seed(s) "
+                    f"per student method, "
                     f"{'smoke profile' if config_used['data']['max_tweets_per_file'] else 'full corpus'}",
         "machine": machine(config_used["scaling"]["torch_threads"] or int(config_used["scaling"]["cpus_per_worker"])),
         "run": str(run_dir.resolve()),

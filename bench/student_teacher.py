@@ -24,7 +24,7 @@ import pandas as pd
 import ray
 import torch
 
-from common import RESULTS_DIR, machine, setup_logging, write_results
+from common import RESULTS_DIR, check_run_dir, machine, setup_logging, write_results
 from rlkd.compare import ComparePaths, default_cache_dir, ensure_ray, prepare_teacher_stage, read_run_state
 from rlkd.models import count_parameters, load_classifier
 from rlkd.train.encoding import EncodedSplit, batch_indices, collate
@@ -77,6 +77,7 @@ def main() -> None:
         if not quality.is_file():
             raise SystemExit(f"give --run, or run bench/quality.py first (no {quality})")
         run_dir = Path(json.loads(quality.read_text())["run"])
+    check_run_dir(run_dir)
     threads = os.cpu_count() or 1
     torch.set_num_threads(threads)
 
