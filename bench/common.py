@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
@@ -57,14 +58,24 @@ def prepare_kd(data_dir: Path, steps: int, cache_dir: Path | None, threads: int,
     return KDBench(config, prepared, settings, run_id)
 
 
-def compare_or_read(run_dir: Path | None, data_dir: Path | None, cache_dir: Path | None, name: str,
-                    overrides: list[str], smoke_test: bool) -> Path:
-    """Return `run_dir` when given; otherwise run `rlkd compare` with `overrides` into outputs/bench/<name>/<run id>."""
-    if run_dir is not None:
-        return check_run_dir(run_dir)
-    config = load_config(overrides=overrides, smoke_test=smoke_test)
-    paths = ComparePaths(data_dir.resolve(), (OUT_DIR / name / "{run_id}").resolve(),
-                         (cache_dir or default_cache_dir()).resolve())
+def add_compare_arguments(parser: argparse.ArgumentParser, run_help: str) -> None:
+    """Add the options of a benchmark that runs `rlkd compare` or reads a finished run (see `compare_or_read`)."""
+    parser.add_argument("--data", type=Path, help="Corpus folder (needed unless --run is given).")
+    parser.add_argument("--run", type=Path, help=run_help)
+    parser.add_argument("--smoke-test", action="store_true", help="The smoke profile: checks the script, not the figures.")
+    parser.add_argument("--cache-dir", type=Path, default=None, help="rlkd cache (default: ~/.cache/rlkd).")
+
+
+def compare_or_read(parser: argparse.ArgumentParser, args: argparse.Namespace, name: str,
+                    overrides: list[str]) -> Path:
+    """Return the checked --run folder; without one, run `rlkd compare` with `overrides` into outputs/bench/<name>/<run id>."""
+    if args.run is not None:
+        return check_run_dir(args.run)
+    if args.data is None:
+        parser.error("give --data to train, or --run to read a finished compare run")
+    config = load_config(overrides=overrides, smoke_test=args.smoke_test)
+    paths = ComparePaths(args.data.resolve(), (OUT_DIR / name / "{run_id}").resolve(),
+                         (args.cache_dir or default_cache_dir()).resolve())
     return run_compare(config, paths)
 
 

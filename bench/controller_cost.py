@@ -1,10 +1,10 @@
 """Controller cost: the share of an `rl` run's wall time spent on the controller, at default settings.
 
-The training function of every worker times its parts and reports them with its metrics; each
+The training function of every worker times its parts and reports them with its metrics, and each
 student's summary.json keeps the last report's timings. The controller's part is everything a
-decision adds: the `propose` call (metrics to the actor, candidates back), the probes of the
-candidates, the `update` call (probe results to the actor, the GRPO update, weights back), and
-the collectives in which the ranks agree on candidates and weights.
+decision adds. That is the `propose` call (metrics to the actor, candidates back) and the probes of
+the candidates. It is also the `update` call (probe results to the actor, the GRPO update, weights
+back) and the collectives in which the ranks agree on candidates and weights.
 The dev evaluation at each decision point is listed apart: every method runs it, `kd` included.
 Target: the controller takes at most 15% of the training function's wall time.
 
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import RESULTS_DIR, compare_or_read, machine, setup_logging, write_results
+from common import RESULTS_DIR, add_compare_arguments, compare_or_read, machine, setup_logging, write_results
 from rlkd.compare import SUMMARY_FILE
 
 RESULTS = RESULTS_DIR / "controller_cost.json"
@@ -46,17 +46,11 @@ def student_timings(run_dir: Path, method: str) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, help="Corpus folder (needed unless --run is given).")
-    parser.add_argument("--run", type=Path, help="Read the rl students of this finished compare run.")
-    parser.add_argument("--smoke-test", action="store_true", help="The smoke profile: checks the script only.")
-    parser.add_argument("--cache-dir", type=Path, default=None, help="rlkd cache (default: ~/.cache/rlkd).")
+    add_compare_arguments(parser, "Read the rl students of this finished compare run.")
     args = parser.parse_args()
     setup_logging()
-    if args.run is None and args.data is None:
-        parser.error("give --data to train an rl student, or --run to read a finished compare run")
 
-    run_dir = compare_or_read(args.run, args.data, args.cache_dir, "controller_cost", ["methods=kd,rl"],
-                              args.smoke_test)
+    run_dir = compare_or_read(parser, args, "controller_cost", ["methods=kd,rl"])
     config_used = json.loads((run_dir / "config.json").read_text())
     rl = student_timings(run_dir, "rl")
     if not rl:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from common import RESULTS_DIR, compare_or_read, machine, setup_logging, write_results
+from common import RESULTS_DIR, add_compare_arguments, compare_or_read, machine, setup_logging, write_results
 from rlkd.constants import LANGS, METHODS
 
 RESULTS = RESULTS_DIR / "quality.json"
@@ -46,19 +46,13 @@ def summarise(run_dir: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, help="Corpus folder (needed unless --run is given).")
-    parser.add_argument("--run", type=Path, help="Read this finished compare run instead of training.")
+    add_compare_arguments(parser, "Read this finished compare run instead of training.")
     parser.add_argument("--seeds", type=int, default=3, help="Seeds per method (default 3).")
     parser.add_argument("--methods", default=",".join(METHODS), help="Methods to train (default: all five).")
-    parser.add_argument("--smoke-test", action="store_true", help="The smoke profile: checks the script, not quality.")
-    parser.add_argument("--cache-dir", type=Path, default=None, help="rlkd cache (default: ~/.cache/rlkd).")
     args = parser.parse_args()
     setup_logging()
-    if args.run is None and args.data is None:
-        parser.error("give --data to train, or --run to read a finished compare run")
 
-    run_dir = compare_or_read(args.run, args.data, args.cache_dir, "quality",
-                              [f"methods={args.methods}", f"seeds={args.seeds}"], args.smoke_test)
+    run_dir = compare_or_read(parser, args, "quality", [f"methods={args.methods}", f"seeds={args.seeds}"])
     config_used = json.loads((run_dir / "config.json").read_text())
 
     table = summarise(run_dir)

@@ -10,8 +10,7 @@ steps the cache has paid for itself. Writes bench/results/teacher_cost.json.
     HF_HUB_OFFLINE=1 .venv/bin/python bench/teacher_cost.py --data ../shared/data/sentimix [--steps 100] [--repeats 3]
 
 Both sides run in a plain loop rather than on Ray Train, so the comparison isolates the teacher's
-cost alone; bench/overhead.py shows that rlkd's Ray Train worker runs these steps at the plain
-loop's speed.
+cost. bench/overhead.py measures how close rlkd's Ray Train worker comes to the plain loop's speed.
 """
 
 from __future__ import annotations

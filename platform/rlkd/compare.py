@@ -370,7 +370,9 @@ def _run_method(config: RunConfig, method: str, seed: int, kd_weight_init: list[
     scores, num_parameters = _test_scores(result.checkpoint_dir, test, pad_token_id)
     logger.info("%s (seed %d): test macro-F1 %.3f (%s)", method, seed, scores["all"]["macro_f1"],
                 ", ".join(f"{lang} {scores[lang]['macro_f1']:.3f}" for lang in LANGS))
-    timings = {name: float(value) for name, value in result.metrics.items() if name.endswith("_s")}
+    # Durations end in _s; rates such as samples_per_s are not timings.
+    timings = {name: float(value) for name, value in result.metrics.items()
+               if name.endswith("_s") and not name.endswith("_per_s")}
     summary = MethodSummary(method, scores, num_parameters, time.perf_counter() - started, result.history, notes, seed,
                             timings)
     _write_atomic(output_dir / SUMMARY_FILE, json.dumps(asdict(summary)))

@@ -428,7 +428,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             prober = Prober(_unwrap(model), optimizer, probe_data, train, dev, settings.loss, settings.pad_token_id)
     decisions = _Decisions(settings, prober)
     # When the dev evaluation covers the probes' reward slice, its forward pass also scores the slice before probing.
-    reward_subset = None
+    reward_subset = np.zeros(0, dtype=np.int64)
     if isinstance(prober, Prober) and np.isin(prober.data.reward_indices, dev_indices).all():
         reward_subset = prober.data.reward_indices
 
@@ -496,12 +496,11 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         # Dev metrics at a decision point, identical on every rank after the all-reduce.
         eval_started = time.perf_counter()
         counts, reward_counts = count_predictions_with_subset(
-            model, dev, rank_dev_indices, reward_subset if reward_subset is not None else np.zeros(0, dtype=np.int64),
-            pad_token_id=settings.pad_token_id, softmax_temperature=settings.loss.softmax_temperature,
+            model, dev, rank_dev_indices, reward_subset, pad_token_id=settings.pad_token_id, softmax_temperature=settings.loss.softmax_temperature,
             kd_loss_name=metric_loss_name,
         )
         metrics = metrics_from_counts(all_reduce_counts(counts))
-        reward_before = metrics_from_counts(all_reduce_counts(reward_counts)) if reward_subset is not None else None
+        reward_before = metrics_from_counts(all_reduce_counts(reward_counts)) if len(reward_subset) else None
         eval_seconds += time.perf_counter() - eval_started
         record = {"step": step, "kd_weight": list(kd_weight), **metrics}
 

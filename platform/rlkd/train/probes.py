@@ -63,7 +63,7 @@ class Prober:
         return metrics_from_counts(self.count(model, self.data.reward_indices))
 
     def count(self, model: torch.nn.Module, indices: np.ndarray) -> DevCounts:
-        """Counts of `model` on some of the reward slice; ranks that share one snapshot split the slice this way."""
+        """Count the predictions of `model` on dev `indices`, usually a rank's share of the reward slice."""
         return count_predictions(
             model, self.dev, indices, pad_token_id=self.pad_token_id,
             softmax_temperature=self.settings.softmax_temperature, kd_loss_name=self.metric_loss_name,
