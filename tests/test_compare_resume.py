@@ -20,6 +20,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 # while writing the checkpoint of step 10, so the one of step 5 is the latest complete one.
 STALL_STEP = 10
 PREVIOUS_CHECKPOINT = 5
+SLOW_POLL_ENV = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"  # seconds between the Ray Train controller's polls of the workers
 
 
 def compare_command(sentimix_dir: Path, out: Path, cache: Path, *extra: str) -> list[str]:
@@ -32,7 +33,9 @@ def killed_run(sentimix_dir, smoke_cache_dir, tmp_path_factory):
     """A kd,rl smoke run killed halfway through the rl checkpoint of step 10; returns its folder and timings."""
     folder = tmp_path_factory.mktemp("resume")
     out, marker = folder / "run", folder / "stalled"
-    env = {**os.environ, STALL_IN_CHECKPOINT_ENV: f"rl:{STALL_STEP}:{marker}"}
+    # A slow controller poll widens the window in which a reported checkpoint is not yet recorded: the kill
+    # must still find the checkpoint of step 5, so the loop has to wait for it before writing the next one.
+    env = {**os.environ, STALL_IN_CHECKPOINT_ENV: f"rl:{STALL_STEP}:{marker}", SLOW_POLL_ENV: "6"}
     with open(folder / "first.log", "wb") as log:
         run = subprocess.Popen(compare_command(sentimix_dir, out, smoke_cache_dir, "--smoke-test", "--methods", "kd,rl"),
                                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

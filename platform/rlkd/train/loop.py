@@ -319,6 +319,18 @@ def _save_checkpoint(directory: str, method: str, model, optimizer, scheduler, s
         _student_of(model).save_pretrained(directory)
 
 
+def _wait_for_committed_checkpoints() -> None:
+    """Block until Ray Train has recorded every checkpoint reported so far.
+
+    The controller picks up a report only when it next polls the workers (every 2 s by default). A run
+    killed before then resumes from an older checkpoint, or from scratch, although the newer one lies
+    complete in storage. Waiting here, before the next checkpoint is written, makes the previous checkpoint
+    the one a kill during this write resumes from. The wait costs next to nothing, because the next report
+    would wait for the same poll anyway: a worker's queue of reports not yet taken by the controller has size 1.
+    """
+    ray.train.get_all_reported_checkpoints(consistency_mode=ray.train.CheckpointConsistencyMode.COMMITTED)
+
+
 def load_train_state(directory: str | Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """Read a checkpoint's training and controller state; a truncated or corrupt file fails naming the file."""
     states = []
@@ -536,6 +548,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         with tempfile.TemporaryDirectory() as directory:
             checkpoint = None
             if rank == 0:
+                _wait_for_committed_checkpoints()
                 _save_checkpoint(directory, settings.method, model, optimizer, scheduler, step, kd_weight, history,
                                  decisions, final, skipped_batches)
                 checkpoint = ray.train.Checkpoint.from_directory(directory)
