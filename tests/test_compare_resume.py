@@ -33,8 +33,8 @@ def killed_run(sentimix_dir, smoke_cache_dir, tmp_path_factory):
     """A kd,rl smoke run killed halfway through the rl checkpoint of step 10; returns its folder and timings."""
     folder = tmp_path_factory.mktemp("resume")
     out, marker = folder / "run", folder / "stalled"
-    # A slow controller poll widens the window in which a reported checkpoint is not yet recorded: the kill
-    # must still find the checkpoint of step 5, so the loop has to wait for it before writing the next one.
+    # A slow controller poll widens the window in which a reported checkpoint is not yet recorded. The resume
+    # must still start from the checkpoint of step 5, so the loop has to wait for it before writing the next one.
     env = {**os.environ, STALL_IN_CHECKPOINT_ENV: f"rl:{STALL_STEP}:{marker}", SLOW_POLL_ENV: "6"}
     with open(folder / "first.log", "wb") as log:
         run = subprocess.Popen(compare_command(sentimix_dir, out, smoke_cache_dir, "--smoke-test", "--methods", "kd,rl"),

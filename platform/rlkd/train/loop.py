@@ -326,7 +326,7 @@ def _wait_for_committed_checkpoints() -> None:
     killed before then resumes from an older checkpoint, or from scratch, although the newer one lies
     complete in storage. Waiting here, before the next checkpoint is written, makes the previous checkpoint
     the one a kill during this write resumes from. The wait costs next to nothing, because the next report
-    would wait for the same poll anyway: a worker's queue of reports not yet taken by the controller has size 1.
+    would wait for the same poll anyway. A worker queues at most one report that the controller has not taken.
     """
     ray.train.get_all_reported_checkpoints(consistency_mode=ray.train.CheckpointConsistencyMode.COMMITTED)
 
