@@ -322,11 +322,9 @@ def _save_checkpoint(directory: str, method: str, model, optimizer, scheduler, s
 def _wait_for_committed_checkpoints() -> None:
     """Block until Ray Train has recorded every checkpoint reported so far.
 
-    The controller picks up a report only when it next polls the workers (every 2 s by default). A run
-    killed before then resumes from an older checkpoint, or from scratch, although the newer one lies
-    complete in storage. Waiting here, before the next checkpoint is written, makes the previous checkpoint
-    the one a kill during this write resumes from. The wait costs next to nothing, because the next report
-    would wait for the same poll anyway. A worker queues at most one report that the controller has not taken.
+    Ray Train records a report only at its controller's next poll (every 2 s by default), so a kill before
+    then would resume from an older checkpoint. The next report waits for that poll anyway, so this costs
+    next to nothing.
     """
     ray.train.get_all_reported_checkpoints(consistency_mode=ray.train.CheckpointConsistencyMode.COMMITTED)
 
